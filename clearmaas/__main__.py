@@ -1,0 +1,3 @@
+from clearmaas.cli import main
+
+main()
