@@ -87,3 +87,5 @@ class ChatRequest:
     response_format: ResponseFormat | None = None
     user: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # Protocol headers from the client (e.g. anthropic-beta), forwarded only to same-protocol providers.
+    forward_headers: dict[str, str] = field(default_factory=dict)
