@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from clearmaas.canonical import ChatRequest, ChatResponse, StreamEvent, Usage
 from clearmaas.catalogue.entry import ModelEntry
-from clearmaas.errors import UpstreamHTTPError
+from clearmaas.errors import GatewayError, UpstreamHTTPError
 from clearmaas.transport.sse import SSEEvent
 
 __all__ = ["Deployment", "PassthroughStream", "ProviderAdapter", "UpstreamRequest"]
@@ -48,7 +48,7 @@ class PassthroughStream:
     """
 
     usage: Usage = field(default_factory=Usage)
-    error: UpstreamHTTPError | None = None
+    error: GatewayError | None = None
     events: int = 0
 
 

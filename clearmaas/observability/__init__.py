@@ -1,0 +1,1 @@
+"""Logging and, later, metrics: what operators see. Never what clients see."""

@@ -1,0 +1,103 @@
+"""The same-format fast path: the client speaks the provider's own protocol, so the body goes up with the
+model name and credentials changed and nothing else, and the answer comes back byte for byte while usage
+is read from it as it passes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from clearmaas.errors import GatewayError
+from clearmaas.providers.base import PassthroughStream, ProviderAdapter
+from clearmaas.relay.gateway import Gateway, Target
+from clearmaas.relay.record import CallRecord
+from clearmaas.relay.streams import prefetch
+from clearmaas.surfaces.base import Surface
+from clearmaas.transport.client import UpstreamResponse
+from clearmaas.transport.sse import SSEEvent, SSEParser
+from clearmaas.web.responses import EventStreamResponse, json_response
+
+__all__ = ["serve_passthrough"]
+
+
+async def serve_passthrough(
+    gateway: Gateway, surface: Surface, http: Request, body: dict[str, Any], target: Target, record: CallRecord
+) -> Response:
+    provider = target.provider
+    adapter = provider.adapter
+    stream_options = body.get("stream_options")
+    client_wants_usage = not isinstance(stream_options, dict) or stream_options.get("include_usage") is True
+    upstream_request = adapter.passthrough_request(
+        body, model=target.entry, deployment=provider.pick(), headers=http.headers
+    )
+    response = await gateway.client.send(upstream_request, provider.timeouts)
+    if response.status >= 400:
+        raw = await response.read()
+        response.release()
+        raise adapter.map_error(response.status, response.headers, raw)
+    headers = {"x-request-id": record.request_id}
+
+    if not upstream_request.stream:
+        try:
+            raw = await response.read()
+        finally:
+            response.release()
+        record.usage = adapter.passthrough_usage(raw)
+        record.mark_first_byte()
+        await gateway.finish(record)
+        return json_response(raw, headers=headers)
+
+    state = PassthroughStream()
+    chunks = _forward(response, surface, state, adapter, client_wants_usage, record)
+    first, chunks = await prefetch(chunks)
+    if state.error is not None and state.events <= 1:
+        # The provider's very first event was an error: the client can still get a real HTTP status.
+        await chunks.aclose()  # type: ignore[attr-defined]
+        raise state.error
+
+    async def on_close(completed: bool) -> None:
+        record.client_disconnected = not completed
+        record.usage = state.usage
+        if state.error is not None:
+            record.error_code = state.error.code
+        await gateway.finish(record)
+
+    return EventStreamResponse(chunks, headers=headers, on_close=on_close)  # type: ignore[return-value]
+
+
+async def _forward(
+    response: UpstreamResponse,
+    surface: Surface,
+    state: PassthroughStream,
+    adapter: ProviderAdapter,
+    client_wants_usage: bool,
+    record: CallRecord,
+) -> AsyncIterator[bytes]:
+    """Upstream bytes to the client, one SSE event at a time, as each completes."""
+    parser = SSEParser()
+
+    def keep(events: list[SSEEvent]) -> bytes:
+        out = []
+        for event in events:
+            state.events += 1
+            if adapter.passthrough_event(event, state, client_wants_usage=client_wants_usage):
+                out.append(event.raw)
+        return b"".join(out)
+
+    try:
+        async for chunk in response.iter_chunks():
+            data = keep(parser.feed(chunk))
+            if data:
+                record.mark_first_byte()
+                yield data
+        data = keep(parser.flush())
+        if data:
+            yield data
+    except GatewayError as exc:
+        state.error = state.error or exc
+        yield surface.encode_stream_error(exc)
+    finally:
+        response.close()

@@ -1,0 +1,45 @@
+"""The record of one call: what the usage log, billing and the access log are written from."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from clearmaas.canonical.usage import Usage
+
+__all__ = ["CallRecord"]
+
+
+@dataclass(slots=True)
+class CallRecord:
+    request_id: str
+    endpoint: str  # surface protocol
+    started: float = field(default_factory=time.monotonic)
+    key_id: str | None = None
+    workspace_id: str | None = None
+    requested_model: str | None = None
+    served_model: str | None = None  # ClearMaas id of the model that answered
+    provider: str | None = None
+    router: str | None = None
+    fallback_level: int | None = None
+    stream: bool = False
+    passthrough: bool = False
+    status: int = 200
+    error_code: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    first_byte: float | None = None
+    finished: float | None = None
+    client_disconnected: bool = False
+
+    def mark_first_byte(self) -> None:
+        if self.first_byte is None:
+            self.first_byte = time.monotonic()
+
+    @property
+    def latency_ms(self) -> int:
+        end = self.finished or time.monotonic()
+        return int((end - self.started) * 1000)
+
+    @property
+    def ttft_ms(self) -> int | None:
+        return None if self.first_byte is None else int((self.first_byte - self.started) * 1000)

@@ -1,0 +1,1 @@
+"""The HTTP application: the route table, error rendering, the response types and the server."""
