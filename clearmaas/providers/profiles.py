@@ -77,6 +77,7 @@ class Profile:
     reasoning_split: bool = False  # ask for reasoning out of `content` (MiniMax `reasoning_split`)
     reasoning_echo: ReasoningEcho = "drop"
     echo_placeholder: str = ""  # sent when an echo is required but the turn has no reasoning text
+    thinking_streams_only: bool = False  # thinking is refused on non-streaming calls
 
     # Response decoding.
     reasoning_fields: tuple[str, ...] = ("reasoning_content",)  # first non-empty one wins
@@ -153,6 +154,8 @@ QWEN = Profile(
     # help.aliyun.com/en/model-studio/deep-thinking: `enable_thinking` + `thinking_budget`.
     thinking_switch="enable_thinking",
     budget_field="thinking_budget",
+    # "enable_thinking must be set to false for non-streaming calls" (help.aliyun.com deep-thinking).
+    thinking_streams_only=True,
     # Model Studio context cache reports explicit-cache writes beside the hits.
     cache_write_fields=("prompt_tokens_details.cache_creation_input_tokens",),
 )

@@ -50,12 +50,18 @@ def encode_request(
 ) -> UpstreamRequest:
     """The upstream HTTP request: `POST {base_url}/chat/completions` with the encoded body."""
     body = encode_body(request, model=model, profile=profile)
+    stream = request.stream
+    if not stream and profile.thinking_streams_only and body.get("enable_thinking") is True:
+        # Thinking is only served over a stream here; the relay folds it for a non-streaming client.
+        stream = True
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
     return UpstreamRequest(
         method="POST",
         url=upstream_url(deployment, profile),
         headers=upstream_headers(deployment),
         body=orjson.dumps(body),
-        stream=request.stream,
+        stream=stream,
     )
 
 

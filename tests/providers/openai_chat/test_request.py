@@ -483,3 +483,27 @@ def test_minimax_refuses_response_format() -> None:
     for kind in ("json_object", "json_schema"):
         with pytest.raises(NotImplementedForModel, match="response_format"):
             _body(MINIMAX, MINIMAX_M2, response_format=ResponseFormat(type=kind, schema=SCHEMA))  # type: ignore[arg-type]
+
+
+def test_qwen_thinking_is_streamed_upstream_even_for_a_non_streaming_client() -> None:
+    from clearmaas.canonical import ChatRequest, Message, ReasoningConfig, TextPart
+    from clearmaas.catalogue.entry import ModelEntry
+    from clearmaas.providers.base import Deployment
+    from clearmaas.providers.openai_chat.request import encode_request
+    from clearmaas.providers.profiles import QWEN
+
+    import orjson
+
+    model = ModelEntry(id="qwen/qwen3-max", provider="qwen", upstream="qwen3-max", context_length=1000,
+                       max_output_tokens=100, reasoning="toggle")
+    request = ChatRequest(model="qwen/qwen3-max", origin="openai_chat",
+                          messages=[Message(role="user", parts=[TextPart("hi")])],
+                          reasoning=ReasoningConfig(effort="high"))
+    upstream = encode_request(request, model=model, deployment=Deployment("http://x/v1", "k"), profile=QWEN)
+    body = orjson.loads(upstream.body)
+    assert upstream.stream is True and body["stream"] is True and body["enable_thinking"] is True
+    assert body["stream_options"] == {"include_usage": True}
+    plain = encode_request(ChatRequest(model="qwen/qwen3-max", origin="openai_chat",
+                                       messages=[Message(role="user", parts=[TextPart("hi")])]),
+                           model=model, deployment=Deployment("http://x/v1", "k"), profile=QWEN)
+    assert plain.stream is False
