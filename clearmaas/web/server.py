@@ -7,6 +7,7 @@ import sys
 import uvicorn
 
 from clearmaas.observability.logging import configure_logging
+from clearmaas.relay.gateway import Gateway
 from clearmaas.settings import Settings
 from clearmaas.web.app import build_app
 
@@ -14,10 +15,14 @@ __all__ = ["run"]
 
 
 def run(settings: Settings) -> None:
+    """Serve until interrupted. Configuration errors surface here, before the port opens (ConfigError)."""
     configure_logging(settings.log_level)
-    print(f"ClearMaas listening on http://{settings.host}:{settings.port}", file=sys.stderr, flush=True)
+    gateway = Gateway.from_settings(settings)
+    offered = ", ".join(sorted(gateway.providers)) or "none (set a provider key, see README)"
+    print(f"ClearMaas listening on http://{settings.host}:{settings.port} (providers: {offered})",
+          file=sys.stderr, flush=True)
     uvicorn.run(
-        build_app(settings),
+        build_app(settings, gateway=gateway),
         host=settings.host,
         port=settings.port,
         loop="uvloop",
