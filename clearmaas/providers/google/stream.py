@@ -95,8 +95,10 @@ class _PendingCall:
 
 
 class _Decoder:
-    __slots__ = ("asm", "blocked", "calls", "error", "failed", "finish", "metadata", "pending", "response_id",
-                 "searches", "started", "usage")
+    __slots__ = (
+        "asm", "blocked", "calls", "error", "failed", "finish", "metadata", "pending", "response_id", "searches",
+        "started", "usage",
+    )
 
     def __init__(self) -> None:
         self.asm = StreamAssembler()
@@ -168,7 +170,7 @@ class _Decoder:
             return self._function_call(call, signature)
         events = self._end_call()
         if part.get("thought"):
-            if not self.asm.is_open("thinking"):
+            if (part.get("text") or signature) and not self.asm.is_open("thinking"):
                 # Opened here rather than by the assembler so the part names its origin: the signature
                 # is only valid at Gemini.
                 events += self.asm.start("thinking", ThinkingPart(text="", origin="google"))
