@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import datetime, timezone
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
@@ -85,7 +86,7 @@ class Gateway:
         record = await self.keys.lookup(raw)
         if record is None:
             raise AuthenticationFailed("Invalid API key.")
-        if not is_usable(record, time.time()):
+        if not is_usable(record, datetime.now(timezone.utc)):
             raise AuthenticationFailed("This API key has been revoked or has expired.")
         return record
 
