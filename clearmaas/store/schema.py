@@ -27,7 +27,20 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["UtcDateTime", "api_keys", "metadata", "new_id", "utc_now", "workspaces"]
+__all__ = [
+    "UtcDateTime",
+    "api_keys",
+    "ledger_entries",
+    "metadata",
+    "new_id",
+    "price_overrides",
+    "routers",
+    "usage_records",
+    "users",
+    "utc_now",
+    "workspace_members",
+    "workspaces",
+]
 
 # Explicit constraint names, so later migrations (and `batch_alter_table` on SQLite) can refer to them.
 NAMING_CONVENTION = {
@@ -90,6 +103,11 @@ workspaces = Table(
     # Requests and tokens per minute for the whole workspace; NULL means no limit.
     Column("rpm_limit", Integer, nullable=True),
     Column("tpm_limit", BigInteger, nullable=True),
+    # The sum of the workspace's ledger entries, kept in the same transaction as each entry so a balance is
+    # one read; `clearmaas billing reconcile` checks the two agree.
+    Column("balance_micros", BigInteger, nullable=False, server_default=text("0")),
+    # Bumped by changes replicas must pick up (credits, limits), not by charges.
+    Column("updated_at", UtcDateTime(), nullable=True),
 )
 
 api_keys = Table(
@@ -115,4 +133,98 @@ api_keys = Table(
     Index("ix_api_keys_key_hash", "key_hash", unique=True),
     Index("ix_api_keys_workspace_id", "workspace_id"),
     Index("ix_api_keys_updated_at", "updated_at"),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("name", String(200), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+workspace_members = Table(
+    "workspace_members",
+    metadata,
+    Column("workspace_id", String(32), ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", String(32), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("role", String(16), nullable=False),  # owner | admin | member
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+# Append-only: credits (positive), charges (negative, one per billed request), refunds and adjustments.
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("workspace_id", String(32), ForeignKey("workspaces.id", ondelete="RESTRICT"), nullable=False),
+    Column("kind", String(16), nullable=False),  # credit | charge | refund | adjustment
+    Column("amount_micros", BigInteger, nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("actor", String(200), nullable=True),
+    Column("request_id", String(64), nullable=True),
+    Column("key_id", String(32), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Index("ix_ledger_entries_workspace_id_created_at", "workspace_id", "created_at"),
+    Index("ix_ledger_entries_request_id", "request_id", unique=True),
+)
+
+# One row per request, written in batches off the hot path.
+usage_records = Table(
+    "usage_records",
+    metadata,
+    Column("request_id", String(64), primary_key=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("workspace_id", String(32), nullable=True),
+    Column("key_id", String(32), nullable=True),
+    Column("requested_model", String(200), nullable=True),
+    Column("served_model", String(200), nullable=True),
+    Column("router", String(64), nullable=True),
+    Column("fallback_level", Integer, nullable=True),
+    Column("endpoint", String(32), nullable=False),
+    Column("stream", Integer, nullable=False, server_default=text("0")),
+    Column("status", Integer, nullable=False),
+    Column("error_code", String(64), nullable=True),
+    Column("input_tokens", BigInteger, nullable=False, server_default=text("0")),
+    Column("cache_read_tokens", BigInteger, nullable=False, server_default=text("0")),
+    Column("cache_write_tokens", BigInteger, nullable=False, server_default=text("0")),
+    Column("output_tokens", BigInteger, nullable=False, server_default=text("0")),
+    Column("reasoning_tokens", BigInteger, nullable=False, server_default=text("0")),
+    Column("server_tool_calls", Text, nullable=True),  # JSON object, e.g. {"web_search": 2}
+    Column("cost_micros", BigInteger, nullable=False, server_default=text("0")),
+    Column("latency_ms", Integer, nullable=True),
+    Column("ttft_ms", Integer, nullable=True),
+    Column("client_disconnected", Integer, nullable=False, server_default=text("0")),
+    Index("ix_usage_records_workspace_id_created_at", "workspace_id", "created_at"),
+    Index("ix_usage_records_key_id", "key_id"),
+)
+
+# Named routers `clearmaas/{name}`, per workspace (routing__named-routers.md).
+routers = Table(
+    "routers",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("workspace_id", String(32), ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(50), nullable=False),
+    Column("patterns", Text, nullable=True),  # glob patterns, newline-separated; empty = every model
+    Column("strategy", String(16), nullable=False),  # cheapest | quality | balanced
+    Column("default_model", String(200), nullable=True),
+    Column("enabled", Integer, nullable=False, server_default=text("1")),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Index("uq_routers_workspace_id_name", "workspace_id", "name", unique=True),
+)
+
+# Operator price changes made through the admin API, applied over the catalogue (micro-dollars per
+# million tokens).
+price_overrides = Table(
+    "price_overrides",
+    metadata,
+    Column("model_id", String(200), primary_key=True),
+    Column("input_micros", BigInteger, nullable=False),
+    Column("cached_input_micros", BigInteger, nullable=False),
+    Column("cache_write_micros", BigInteger, nullable=False),
+    Column("output_micros", BigInteger, nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
 )

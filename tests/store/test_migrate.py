@@ -48,7 +48,7 @@ def _tables(url: str) -> set[str]:
 def test_upgrade_from_empty_reaches_head_with_the_schema_of_schema_py(db_url: str) -> None:
     assert current_revision(db_url) is None
     upgrade(db_url)
-    assert current_revision(db_url) == head_revision() == "0001"
+    assert current_revision(db_url) == head_revision() == "0002"
     assert {"workspaces", "api_keys", "alembic_version"} <= _tables(db_url)
     engine = create_engine_for(db_url)
     try:
@@ -126,7 +126,7 @@ def test_runtime_needs_no_template_and_no_ini(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setattr(migrate, "MIGRATIONS_DIR", shipped)
     url = f"sqlite:///{tmp_path / 'db' / 'c.db'}"
     upgrade(url)
-    assert current_revision(url) == "0001"
+    assert current_revision(url) == head_revision()
 
 
 def test_package_data_ships_every_runtime_migration_file() -> None:
