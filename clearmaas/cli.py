@@ -174,6 +174,8 @@ def _parser() -> argparse.ArgumentParser:
     k_revoke = key_commands.add_parser("revoke", parents=[config], help="revoke a key by id")
     k_revoke.add_argument("key_id", metavar="KEY_ID")
     k_revoke.set_defaults(run=_keys_revoke)
+
+    # Commands owned by other packages register themselves here, each with the shared `--config` parent.
     return parser
 
 
@@ -185,7 +187,9 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         settings = load_settings(args.config, host=args.host, port=args.port)
         return _serve(args, settings)
     run: _Command = args.run
-    engine = _open_database(load_settings(args.config))
+    settings = load_settings(args.config)
+    args.settings = settings  # for commands that need more than the database (e.g. redis_url)
+    engine = _open_database(settings)
     try:
         return run(args, engine)
     finally:
