@@ -1,0 +1,89 @@
+"""The in-process copy of every workspace's rate limits: a dict read per request, loaded with one query at
+start and refreshed in the background, so a limit changed by the CLI (another process, another replica)
+takes effect within about a second without a database round-trip per request."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine
+
+from clearmaas.limits.store import UNLIMITED, Limits, changed_since, load_all
+from clearmaas.store.schema import utc_now
+
+__all__ = ["LimitCache"]
+
+log = logging.getLogger("clearmaas.limits")
+
+
+class LimitCache:
+    """Workspace id -> `Limits`; a workspace it does not know is unlimited."""
+
+    def __init__(self, engine: Engine | None, *, refresh_interval: float = 1.0, overlap: float = 30.0) -> None:
+        # engine None: the limits are only what `put` stores (tests, embedding without a database).
+        self._engine = engine
+        self._refresh_interval = refresh_interval
+        # Each refresh re-reads everything changed in the last `overlap` seconds, as the key cache does: a
+        # writer's transaction can commit after our previous query although its `updated_at` (its own clock,
+        # perhaps a little skewed on another host) falls before it.
+        self._overlap = timedelta(seconds=overlap)
+        self._limits: dict[str, Limits] = {}
+        self._refreshed_at: datetime = utc_now()
+        self._task: asyncio.Task[None] | None = None
+
+    def __len__(self) -> int:
+        return len(self._limits)
+
+    def get(self, workspace_id: str) -> Limits:
+        return self._limits.get(workspace_id, UNLIMITED)
+
+    def put(self, workspace_id: str, limits: Limits) -> None:
+        if limits.unlimited:
+            self._limits.pop(workspace_id, None)
+        else:
+            self._limits[workspace_id] = limits
+
+    async def load(self) -> int:
+        """Replace the cache with every workspace's limits (one query); returns how many have a limit."""
+        if self._engine is None:
+            return len(self._limits)
+        started = utc_now()
+        self._limits = await asyncio.to_thread(load_all, self._engine)
+        self._refreshed_at = started
+        return len(self._limits)
+
+    async def refresh(self) -> int:
+        """One pass over the workspaces created or changed recently; returns how many rows were read."""
+        if self._engine is None:
+            return 0
+        started = utc_now()
+        rows = await asyncio.to_thread(changed_since, self._engine, self._refreshed_at - self._overlap)
+        for workspace_id, limits in rows.items():
+            self.put(workspace_id, limits)
+        self._refreshed_at = started
+        return len(rows)
+
+    async def start(self) -> None:
+        """Load everything, then keep refreshing in the background until `stop`."""
+        if self._task is None:
+            await self.load()
+            self._task = asyncio.create_task(self._refresh_forever(), name="clearmaas-limit-cache-refresh")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._refresh_interval)
+            try:
+                await self.refresh()
+            except Exception:
+                # The database may be briefly unreachable; keep enforcing the limits we have.
+                log.warning("rate-limit cache refresh failed", exc_info=True)

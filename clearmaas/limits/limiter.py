@@ -1,0 +1,84 @@
+"""The workspace rate limiter the relay calls: requests and tokens per minute, shared by all of a
+workspace's keys, refused with `RateLimited` (429 with Retry-After) as operations__rate-limits.md says.
+
+Per request it reads the limits from the in-process `LimitCache` and counts in one backend: in-process
+counters by default, Redis when `redis_url` is set (then every process shares one budget). It never touches
+the database per request.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import Engine
+
+from clearmaas.limits.cache import LimitCache
+from clearmaas.limits.counters import NOT_COUNTED, Admission, Counter, MemoryCounter
+from clearmaas.settings import Settings
+
+__all__ = ["Limiter"]
+
+log = logging.getLogger("clearmaas.limits")
+
+
+class Limiter:
+    """Admits or refuses requests against their workspace's requests- and tokens-per-minute limits."""
+
+    def __init__(self, counter: Counter, cache: LimitCache) -> None:
+        self.counter = counter
+        self.limits = cache
+
+    @classmethod
+    def from_settings(cls, settings: Settings, engine: Engine) -> Limiter:
+        """In-process counters, or Redis counters when `settings.redis_url` is set."""
+        counter: Counter
+        if settings.redis_url:
+            # Imported only when configured, so the CLI and Redis-less installs never load the client.
+            from clearmaas.limits.redis_counter import RedisCounter
+
+            counter = RedisCounter.from_url(settings.redis_url)
+        else:
+            if settings.workers > 1:
+                log.warning(
+                    "%d workers without redis_url: each enforces the rate limits on its own, so a workspace "
+                    "can get up to %d times its limit",
+                    settings.workers,
+                    settings.workers,
+                )
+            counter = MemoryCounter()
+        return cls(counter, LimitCache(engine))
+
+    async def start(self) -> None:
+        """Load every workspace's limits (one query) and refresh them about every second."""
+        await self.limits.start()
+
+    async def stop(self) -> None:
+        await self.limits.stop()
+        await self.counter.close()
+
+    async def admit(self, workspace_id: str, *, tokens: int) -> Admission:
+        """Count one request and `tokens` (its estimated input plus its maximum output) in the workspace's
+        current window, or raise `RateLimited` (with `retry_after`, the seconds until the window resets)
+        when either limit would be exceeded; a refused request is not counted. Keep the returned
+        `Admission` for `adjust`."""
+        limits = self.limits.get(workspace_id)
+        if limits.unlimited:
+            return NOT_COUNTED
+        return await self.counter.admit(workspace_id, limits, max(0, tokens))
+
+    async def adjust(
+        self, workspace_id: str, *, estimated: int, actual: int, admission: Admission | None = None
+    ) -> None:
+        """Replace a request's token estimate with the tokens it actually used.
+
+        Tokens used beyond the estimate are charged to the current window (that is when they were spent).
+        Unused estimate is given back only while the request's window is still current: given back to a
+        later window it would grant that window budget nobody spent in it. Without the `admission` the
+        window is unknown and unused estimate is given back to the current window, never below zero.
+        """
+        delta = actual - estimated
+        if delta == 0 or (admission is not None and admission.window is None):
+            return
+        if self.limits.get(workspace_id).tpm is None:
+            return
+        await self.counter.adjust(workspace_id, delta, window=None if admission is None else admission.window)
