@@ -36,6 +36,10 @@ CAPABILITIES = frozenset(
         "web_search",
         "image_output",
         "thinking_off",
+        "no_stop",
+        "no_sampling",
+        "effort_none",
+        "effort_xhigh",
     }
 )
 
