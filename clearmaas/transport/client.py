@@ -1,7 +1,8 @@
 """The pooled upstream HTTP client, and the one place network failures become gateway errors.
 
-aiohttp is used for its C parser and connection pool: the client side of the hot path is most of a
-relay's cost, and it measured faster than the alternatives (see bench/README.md).
+aiohttp is used for its C HTTP parser and connection pool: the client side of the hot path is a large
+share of a relay's cost (see the profile in bench/README.md). Timeouts are aiohttp's own (connect, socket
+read, total), built once per provider; only streams add a per-chunk timer, for the gap between chunks.
 """
 
 from __future__ import annotations
@@ -53,8 +54,7 @@ class UpstreamResponse:
 
     async def read(self) -> bytes:
         with map_network_errors():
-            async with asyncio.timeout(self._budget(self._timeouts.between_chunks)):
-                return await self._response.read()
+            return await self._response.read()
 
     async def iter_chunks(self) -> AsyncIterator[bytes]:
         """Yield bytes as they arrive; a silence longer than `between_chunks` is a timeout."""
@@ -87,6 +87,7 @@ class UpstreamClient:
     def __init__(self, *, connection_limit: int = 1000) -> None:
         self._limit = connection_limit
         self._session: aiohttp.ClientSession | None = None
+        self._client_timeouts: dict[TimeoutSettings, aiohttp.ClientTimeout] = {}
 
     async def start(self) -> None:
         if self._session is None:
@@ -109,13 +110,26 @@ class UpstreamClient:
             await self.start()
         assert self._session is not None
         deadline = time.monotonic() + timeouts.total
+        client_timeout = self._client_timeouts.get(timeouts)
+        if client_timeout is None:
+            # sock_read bounds every silence, the wait for the first byte included; total bounds the whole
+            # exchange. A first-byte limit tighter than the chunk gap gets its own timer below.
+            client_timeout = aiohttp.ClientTimeout(
+                total=timeouts.total,
+                sock_connect=timeouts.connect,
+                sock_read=max(timeouts.first_byte, timeouts.between_chunks),
+            )
+            self._client_timeouts[timeouts] = client_timeout
         with map_network_errors():
-            async with asyncio.timeout(min(timeouts.connect + timeouts.first_byte, timeouts.total)):
-                response = await self._session.request(
-                    request.method,
-                    request.url,
-                    data=request.body,
-                    headers=request.headers,
-                    timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect),
-                )
+            if timeouts.first_byte < timeouts.between_chunks:
+                async with asyncio.timeout(timeouts.first_byte):
+                    response = await self._send(request, client_timeout)
+            else:
+                response = await self._send(request, client_timeout)
         return UpstreamResponse(response, timeouts, deadline)
+
+    async def _send(self, request: UpstreamRequest, timeout: aiohttp.ClientTimeout) -> aiohttp.ClientResponse:
+        assert self._session is not None
+        return await self._session.request(
+            request.method, request.url, data=request.body, headers=request.headers, timeout=timeout
+        )
