@@ -24,7 +24,7 @@ from clearmaas.surfaces.base import StreamContext, Surface
 from clearmaas.transport.sse import iter_sse
 from clearmaas.web.responses import EventStreamResponse, json_response
 
-__all__ = ["error_response", "serve_chat"]
+__all__ = ["error_response", "required_model", "serve_chat"]
 
 log = logging.getLogger("clearmaas.relay")
 
@@ -49,9 +49,7 @@ async def serve_chat(gateway: Gateway, surface: Surface, http: Request) -> Respo
         key = await gateway.authenticate(http.headers, allow_x_api_key=surface.protocol == "anthropic_messages")
         record.key_id, record.workspace_id = key.id, key.workspace_id
         body = await read_json_object(http, limit=gateway.settings.max_body_bytes)
-        model = body.get("model")
-        if not isinstance(model, str) or not model:
-            raise InvalidRequest("'model' is required and must be a string.", param="model")
+        model = required_model(body)
         for name in _ROUTING_FIELDS:
             body.pop(name, None)
         record.requested_model = model
@@ -71,6 +69,21 @@ async def serve_chat(gateway: Gateway, surface: Surface, http: Request) -> Respo
         error = InternalError("The gateway failed to handle the request.")
         await gateway.finish(record_failure(record, error))
         return error_response(surface, error, record)
+
+
+def required_model(body: dict[str, Any]) -> str:
+    """The body's model id, after checking the fields every chat protocol requires.
+
+    The fast path forwards the body undecoded, so without this a body missing its messages would cost an
+    upstream round-trip and come back as the provider's error instead of `bad_request_body`.
+    """
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("'model' is required and must be a string.", param="model")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequest("'messages' is required and must be a non-empty array.", param="messages")
+    return model
 
 
 def record_failure(record: CallRecord, error: GatewayError) -> CallRecord:

@@ -20,7 +20,7 @@ from clearmaas.transport.client import UpstreamResponse
 from clearmaas.transport.sse import SSEEvent, SSEParser
 from clearmaas.web.responses import EventStreamResponse, json_response
 
-__all__ = ["serve_passthrough"]
+__all__ = ["serve_passthrough", "wants_usage_chunk"]
 
 
 async def serve_passthrough(
@@ -28,8 +28,7 @@ async def serve_passthrough(
 ) -> Response:
     provider = target.provider
     adapter = provider.adapter
-    stream_options = body.get("stream_options")
-    client_wants_usage = not isinstance(stream_options, dict) or stream_options.get("include_usage") is True
+    client_wants_usage = wants_usage_chunk(body)
     upstream_request = adapter.passthrough_request(
         body, model=target.entry, deployment=provider.pick(), headers=http.headers
     )
@@ -68,6 +67,15 @@ async def serve_passthrough(
     return EventStreamResponse(chunks, headers=headers, on_close=on_close)  # type: ignore[return-value]
 
 
+def wants_usage_chunk(body: dict[str, Any]) -> bool:
+    """Whether an OpenAI-style client asked for the usage-only chunk: only `stream_options.include_usage: true`
+    does (protocols.md §2.4). The gateway forces it upstream for billing either way, and hides it from a
+    client that did not ask, as OpenAI would. Other protocols carry usage unasked, and their adapters
+    ignore the flag."""
+    options = body.get("stream_options")
+    return isinstance(options, dict) and options.get("include_usage") is True
+
+
 async def _forward(
     response: UpstreamResponse,
     surface: Surface,
@@ -80,10 +88,18 @@ async def _forward(
     parser = SSEParser()
 
     def keep(events: list[SSEEvent]) -> bytes:
+        # The adapter counts the events (`state.events`): the first-event check in `serve_passthrough`
+        # relies on that count being exact.
         out = []
         for event in events:
-            state.events += 1
-            if adapter.passthrough_event(event, state, client_wants_usage=client_wants_usage):
+            earlier = state.error
+            if not adapter.passthrough_event(event, state, client_wants_usage=client_wants_usage):
+                continue
+            if state.error is not None and state.error is not earlier:
+                # The provider's in-band error goes out as the gateway's, like every other upstream failure:
+                # its message scrubbed (provider opacity) and its type `upstream_error`.
+                out.append(surface.encode_stream_error(state.error))
+            else:
                 out.append(event.raw)
         return b"".join(out)
 

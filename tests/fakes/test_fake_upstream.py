@@ -347,6 +347,21 @@ async def test_slow_scenario_spaces_chunks_50ms_apart(fake: FakeUpstream) -> Non
     assert data_lines[-1] - data_lines[0] >= 0.05 * (len(data_lines) - 1) * 0.9
 
 
+async def test_a_client_leaving_mid_stream_marks_the_request_cancelled(fake: FakeUpstream) -> None:
+    path, headers, body = native("deepseek", "hi [scenario:slow:100]", stream=True)
+    async with aiohttp.ClientSession() as session:
+        async with session.post(fake.base_url + path, json=body, headers=headers) as resp:
+            await resp.content.readline()
+            resp.close()  # hang up after the first line
+        for _ in range(40):
+            if fake.requests[-1].get("cancelled"):
+                break
+            await asyncio.sleep(0.05)
+        assert fake.requests[-1]["cancelled"] is True
+        _, _, raw = await call(fake, "deepseek", "hi", stream=True)
+    assert "cancelled" not in fake.requests[-1] and raw.endswith(b"data: [DONE]\n\n")
+
+
 async def test_markers_come_from_the_last_message_so_a_tool_result_gets_an_answer(fake: FakeUpstream) -> None:
     _, _, raw = await call(fake, "openai", "weather in Paris? [scenario:tool]", tools=True)
     first = orjson.loads(raw)["choices"][0]["message"]

@@ -4,7 +4,8 @@ and the benchmark; it records every request and injects the faults the request's
 Use it in-process (`async with FakeUpstream() as fake`, or `with FakeUpstream.in_thread() as fake` for synchronous
 code) or as a subprocess: `python -m tests.fakes.upstream --port N [--fast]` prints `READY <port>` once listening.
 Point each provider's base_url at `provider_base_urls(fake.base_url)[provider]` and use `FAKE_KEYS[provider]`.
-`GET /__requests` lists the recorded requests, `DELETE /__requests` clears them.
+`GET /__requests` lists the recorded requests, `DELETE /__requests` clears them; a request whose client closed the
+connection before the answer was complete is marked `"cancelled": true`.
 
 Fast mode (`--fast`, `FakeUpstream(fast=True)` or the request header `x-fake-fast: 1`) answers a tiny precomputed
 reply per provider with no parsing beyond the auth header, no recording (only `fast_hits` counts) and no markers.
@@ -48,6 +49,7 @@ _BASE_PATHS = {
 _DROP_AFTER = 3  # frames a dropped or errored stream still delivers
 _TIMEOUT_SECONDS = 30.0
 _OVERLOADED = {"anthropic": 529}
+_CLIENT_GONE = "fake_upstream.client_gone"  # set on a request whose client left mid-stream
 
 
 class Dialect(Protocol):
@@ -184,8 +186,9 @@ class FakeUpstream:
             body = orjson.loads(raw) if raw else {}
         except orjson.JSONDecodeError:
             body = None
-        self.requests.append({"provider": provider, "method": request.method, "path": request.path,
-                              "query": query, "headers": headers, "body": body})
+        record: dict[str, Any] = {"provider": provider, "method": request.method, "path": request.path,
+                                  "query": query, "headers": headers, "body": body}
+        self.requests.append(record)
         denied = dialect.authenticate(provider, headers, query, FAKE_KEYS[provider])
         if denied is not None:
             return await _send(request, denied)
@@ -196,7 +199,14 @@ class FakeUpstream:
         if invalid is not None:
             return await _send(request, invalid)
         plan = dialect.plan(ctx)
-        return await self._answer(request, dialect, ctx, plan)
+        try:
+            response = await self._answer(request, dialect, ctx, plan)
+        except asyncio.CancelledError:
+            record["cancelled"] = True  # the client closed the connection while the answer was still coming
+            raise
+        if request.get(_CLIENT_GONE):
+            record["cancelled"] = True
+        return response
 
     async def _answer(self, request: web.Request, dialect: Dialect, ctx: RequestContext,
                       plan: Plan) -> web.StreamResponse:
@@ -266,7 +276,7 @@ async def _send(request: web.Request, reply: Reply, *, delay: float = 0.0,
         _abort(request)
         return response
     response = web.StreamResponse(status=reply.status, headers={**headers, "Cache-Control": "no-cache"})
-    with contextlib.suppress(ConnectionError):
+    try:
         await response.prepare(request)
         for index, frame in enumerate(reply.events):
             if drop_after is not None and index >= drop_after:
@@ -276,6 +286,8 @@ async def _send(request: web.Request, reply: Reply, *, delay: float = 0.0,
                 await asyncio.sleep(delay)
             await response.write(frame)
         await response.write_eof()
+    except ConnectionError:
+        request[_CLIENT_GONE] = True
     return response
 
 

@@ -306,6 +306,10 @@ def _reasoning(body: Wire, reasoning: ReasoningConfig | None, model: ModelEntry,
         body["reasoning_split"] = True
     mode = model.reasoning
     if mode is None:
+        if "thinking_off" in model.capabilities:
+            # A non-thinking alias of a model that thinks by default (deepseek-chat is deepseek-flash with
+            # thinking off, api-docs.deepseek.com quick start): the switch must be sent on every request.
+            _switch_thinking(body, profile, on=False)
         return False
     if reasoning is None or mode == "always":
         return True  # provider default (thinking models think); `always` ignores any effort

@@ -88,6 +88,11 @@ class StreamEncoder:
         self._started = False
         self._blocks: dict[int, _Block | None] = {}  # hub index -> block (None: a part with no wire form)
         self._order: list[_Block] = []
+        # Text parts not opened yet (hub index -> already ended): a text block opens with its first text, or
+        # when a later part starts (to keep the order), so a part that stays empty at the end (Gemini closes
+        # with an empty text part that only carries a signature) never becomes an empty text block, which
+        # Anthropic rejects when the client sends it back (protocols.md §0.7).
+        self._unopened_text: dict[int, bool] = {}
         self._usage: Usage | None = None
         self._finish: StreamFinish | None = None
         self.failed = False
@@ -102,10 +107,14 @@ class StreamEncoder:
             elif self._usage is None:  # a late start: message_start is gone, but its counts still count
                 self._usage = event.usage
         elif isinstance(event, PartStart):
+            for index in list(self._unopened_text):
+                out.extend(self._open_text(index))
             out.extend(self._part_start(event.index, event.part))
         elif isinstance(event, PartDelta):
             out.extend(self._part_delta(event.index, event.delta))
         elif isinstance(event, PartEnd):
+            if event.index in self._unopened_text:
+                self._unopened_text[event.index] = True
             block = self._blocks.get(event.index)
             if block is not None:
                 out.extend(self._stop(block))
@@ -162,6 +171,10 @@ class StreamEncoder:
     def _part_start(self, index: int, part: Part) -> list[bytes]:
         # Parts begin empty, but one that arrives with content has it sent as deltas, as Anthropic would.
         if isinstance(part, TextPart):
+            if not part.text:
+                self._blocks[index] = None
+                self._unopened_text[index] = False
+                return []
             out = self._open(index, "text", {"type": "text", "text": ""})
             return out + self._part_delta_text(index, part.text)
         if isinstance(part, ThinkingPart):
@@ -187,6 +200,10 @@ class StreamEncoder:
     def _part_delta(self, index: int, delta: Delta) -> list[bytes]:
         # A delta for a block already stopped still goes out, with that block's index: the SDKs accumulate
         # by index, and a provider may interleave tool-call fragments (protocols.md §0.10).
+        if index in self._unopened_text:
+            if not isinstance(delta, TextDelta) or not delta.text:
+                return []
+            return self._open_text(index) + self._part_delta_text(index, delta.text)
         block = self._blocks.get(index)
         if block is None:
             return []
@@ -202,6 +219,15 @@ class StreamEncoder:
         if isinstance(delta, ToolArgumentsDelta) and block.kind == "tool_use" and delta.json:
             return [_delta(block.index, type="input_json_delta", partial_json=delta.json)]
         return []
+
+    def _open_text(self, index: int) -> list[bytes]:
+        """Open a deferred text block; one whose part already ended is stopped at once (later deltas still go
+        out with its index, as for any stopped block)."""
+        ended = self._unopened_text.pop(index)
+        out = self._open(index, "text", {"type": "text", "text": ""})
+        if ended:
+            out.extend(self._stop(self._block(index)))
+        return out
 
     def _part_delta_text(self, index: int, text: str) -> list[bytes]:
         return [_delta(self._index(index), type="text_delta", text=text)] if text else []

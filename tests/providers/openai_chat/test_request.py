@@ -363,6 +363,15 @@ def test_turning_thinking_off() -> None:
     assert "reasoning_effort" not in _body(OPENAI, GPT, reasoning=off)  # gpt-5 cannot switch it off
 
 
+def test_a_thinking_off_alias_always_switches_thinking_off() -> None:
+    alias = entry("deepseek-flash", provider="deepseek", capabilities=frozenset({"thinking_off"}))
+    for reasoning in (None, ReasoningConfig(effort="high")):
+        body = _body(DEEPSEEK, alias, reasoning=reasoning)
+        assert body["thinking"] == {"type": "disabled"}
+        assert "reasoning_effort" not in body
+    assert "thinking" not in _body(GROK, entry("grok-x", provider="grok", capabilities=frozenset({"thinking_off"})))
+
+
 def test_budgets_and_toggles() -> None:
     qwen = _body(QWEN, QWEN_PLUS, reasoning=ReasoningConfig(budget_tokens=4000))
     assert (qwen["enable_thinking"], qwen["thinking_budget"]) == (True, 4000)

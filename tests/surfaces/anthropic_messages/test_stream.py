@@ -326,6 +326,44 @@ def test_whole_blocks_pass_through_and_parts_without_a_wire_form_leave_no_gap() 
     assert starts[2]["content_block"] == {"type": "text", "text": ""}
 
 
+def test_a_text_part_that_stays_empty_at_the_end_sends_no_block() -> None:
+    """Gemini ends an answer with an empty text part carrying only its signature; an empty text block would be
+    echoed back by the client and rejected by Anthropic (protocols.md §0.7)."""
+    events: list[StreamEvent] = [
+        START,
+        PartStart(0, TextPart(text="")),
+        PartDelta(0, TextDelta("Hello")),
+        PartEnd(0),
+        PartStart(1, ToolCallPart(id="call_1", name="get_weather", arguments="{}")),
+        PartEnd(1),
+        PartStart(2, TextPart(text="", details={"google": {"thoughtSignature": "c2ln"}})),
+        PartDelta(2, TextDelta("")),
+        PartEnd(2),
+        StreamFinish(stop_reason="tool_use"),
+    ]
+    got, body = sdk_matches(events)
+    assert [block.type for block in got.content] == ["text", "tool_use"]
+    starts = [data for name, data in sse_events(body) if name == "content_block_start"]
+    assert [data["index"] for data in starts] == [0, 1]
+    assert names(body).count("content_block_stop") == 2
+
+
+def test_an_empty_text_part_opens_when_a_later_part_starts_keeping_the_order() -> None:
+    events: list[StreamEvent] = [
+        START,
+        PartStart(0, TextPart(text="")),
+        PartStart(1, ThinkingPart(text="Hmm", origin="deepseek")),
+        PartEnd(1),
+        PartDelta(0, TextDelta("Late text")),
+        PartEnd(0),
+    ]
+    got, body = sdk_matches(events)
+    assert [block.type for block in got.content] == ["text", "thinking"]
+    assert got.content[0].type == "text" and got.content[0].text == "Late text"
+    starts = [data for name, data in sse_events(body) if name == "content_block_start"]
+    assert [(data["index"], data["content_block"]["type"]) for data in starts] == [(0, "text"), (1, "thinking")]
+
+
 def test_empty_stream_still_closes_properly() -> None:
     body = encode_all([], estimate=12)
     assert names(body) == ["message_start", "ping", "message_delta", "message_stop"]
@@ -372,7 +410,8 @@ async def test_each_event_is_sent_before_the_next_one_is_read() -> None:
     assert seen == [
         ("message_start", 1),
         ("ping", 1),
-        ("content_block_start", 2),
+        # A text block opens with its first text, so an empty text part never becomes an empty block.
+        ("content_block_start", 3),
         ("content_block_delta", 3),
         ("content_block_delta", 4),
         ("content_block_stop", 5),
