@@ -35,7 +35,13 @@ class SSEParser:
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         buffer = self._buffer + chunk
         if b"\r" in buffer:
+            # A CR ending this chunk may be the first half of a CRLF split across chunks: keep it for later.
+            held = buffer.endswith(b"\r")
+            if held:
+                buffer = buffer[:-1]
             buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+            if held:
+                buffer += b"\r"
         events: list[SSEEvent] = []
         start = 0
         while True:
@@ -52,7 +58,7 @@ class SSEParser:
 
     def flush(self) -> list[SSEEvent]:
         """An event the stream ended without a blank line after (some servers do this)."""
-        rest, self._buffer = self._buffer, b""
+        rest, self._buffer = self._buffer.replace(b"\r", b"\n"), b""
         if rest.strip():
             event = _parse_block(rest + b"\n\n")
             return [event] if event is not None else []

@@ -237,15 +237,7 @@ def test_anthropic_fast_path_forwards_protocol_headers(ant: anthropic.Anthropic,
     assert headers["x-api-key"] == "sk-ant-fake-0000" or headers.get("authorization") == "Bearer sk-ant-fake-0000"
 
 
-SWITCH_GAP = (
-    "Model switch mid-session (Claude Code's /model): a thinking block produced by a non-Anthropic model has an "
-    "empty (or gateway-tagged) signature, and the Anthropic fast path forwards it unchanged, so Anthropic answers "
-    "400 'Invalid signature in thinking block'. providers/anthropic/passthrough.py should drop thinking blocks "
-    "whose signature is empty or tagged foreign (protocols.md §6.7 strategy 1)."
-)
 
-
-@pytest.mark.xfail(strict=True, reason=SWITCH_GAP)
 def test_switching_to_claude_after_another_models_thinking(ant: anthropic.Anthropic, fake: FakeUpstreamProcess) -> None:
     thinking = {"type": "enabled", "budget_tokens": 2048}
     messages: list[Any] = user("[scenario:reasoning] Say hello please")
@@ -264,9 +256,6 @@ def test_switching_to_claude_after_another_models_thinking(ant: anthropic.Anthro
     assert all(block["type"] != "thinking" for block in sent)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "A Gemini functionCall's thoughtSignature has no place in an Anthropic tool_use block and the gateway does "
-    "not carry it in the tool-use id, so it is lost on the way back (protocols.md §6.7 item 4)."))
 def test_gemini_thought_signature_round_trips(ant: anthropic.Anthropic, fake: FakeUpstreamProcess) -> None:
     thinking = {"type": "enabled", "budget_tokens": 2048}
     messages: list[Any] = user("[scenario:reasoning] [scenario:tool] Weather in Paris?")

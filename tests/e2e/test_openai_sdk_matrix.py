@@ -293,14 +293,7 @@ def test_tool_loop(oai: openai.OpenAI, fake: FakeUpstreamProcess, case: Case) ->
             assert upstream_id == "functions.get_weather:0"
 
 
-GEMINI_SIGNATURE_GAP = (
-    "The OpenAI Chat surface has no field for a Gemini functionCall thoughtSignature, and the gateway does not "
-    "carry it in the tool-call id either (protocols.md §6.7 item 4), so it is lost on the way back; Gemini 2.5 "
-    "tolerates that, Gemini 3 gets the skip_thought_signature_validator placeholder."
-)
 
-
-@pytest.mark.xfail(strict=True, reason=GEMINI_SIGNATURE_GAP)
 def test_gemini_thought_signature_round_trips(oai: openai.OpenAI, fake: FakeUpstreamProcess) -> None:
     messages: list[Any] = chat("[scenario:reasoning] [scenario:tool] Weather in Paris?")
     first = oai.chat.completions.create(model="google/gemini-2.5-flash", messages=messages, tools=OPENAI_TOOLS,

@@ -60,3 +60,11 @@ def test_any_chunking_gives_the_same_events(cuts: list[int]) -> None:
 def test_encoders() -> None:
     assert data_event({"a": 1}) == b'data: {"a":1}\n\n'
     assert anthropic_event("ping", {"type": "ping"}) == b'event: ping\ndata: {"type":"ping"}\n\n'
+
+
+def test_crlf_split_across_chunks_does_not_split_an_event() -> None:
+    stream = b"event: a\r\ndata: 1\r\ndata: 2\r\n\r\n"
+    cut = stream.index(b"\n", stream.index(b"data: 1"))  # between the CR and the LF after "data: 1"
+    assert parse_all([stream[:cut], stream[cut:]]) == [("a", "1\n2")]
+    for i in range(1, len(stream)):
+        assert parse_all([stream[:i], stream[i:]]) == [("a", "1\n2")]

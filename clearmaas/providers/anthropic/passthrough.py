@@ -30,13 +30,47 @@ def passthrough_request(
     """The client's body with `model` set to the upstream id (key order kept), and the client's
     `anthropic-version` and `anthropic-beta` headers."""
     forwarded = {name: value for name, value in headers.items() if name.lower() in FORWARDED_HEADERS}
+    messages = body.get("messages")
+    edited = {**body, "model": model.upstream}
+    if isinstance(messages, list):
+        edited["messages"] = without_foreign_thinking(messages)
     return UpstreamRequest(
         method="POST",
         url=messages_url(deployment),
         headers=upstream_headers(deployment, forwarded),
-        body=orjson.dumps({**body, "model": model.upstream}),
+        body=orjson.dumps(edited),
         stream=body.get("stream") is True,
     )
+
+
+def _foreign(block: object) -> bool:
+    if not isinstance(block, dict) or block.get("type") != "thinking":
+        return False
+    signature = block.get("signature")
+    return not isinstance(signature, str) or not signature or signature.startswith("clearmaas:")
+
+
+def without_foreign_thinking(messages: list[Any]) -> list[Any]:
+    """The history minus thinking blocks Anthropic did not sign.
+
+    After a session ran on another model (Claude Code switching models through the gateway), its history
+    holds thinking with an empty signature, or one the gateway tagged with another provider's name; Anthropic
+    refuses both with 400 "Invalid signature in thinking block" (protocols.md §6.7). The list is returned
+    unchanged, not copied, when there is nothing to drop.
+    """
+    out: list[Any] | None = None
+    for i, message in enumerate(messages):
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, list) or not any(_foreign(block) for block in content):
+            if out is not None:
+                out.append(message)
+            continue
+        if out is None:
+            out = list(messages[:i])
+        kept = [block for block in content if not _foreign(block)]
+        if kept:
+            out.append({**message, "content": kept})
+    return messages if out is None else out
 
 
 def passthrough_usage(body: bytes) -> Usage:

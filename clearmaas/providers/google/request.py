@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from clearmaas.providers.google.call_ids import details_from_call_id
 from clearmaas.canonical.messages import (
     AudioPart,
     DocumentPart,
@@ -161,8 +162,13 @@ def _part(part: Part, role: str, calls: dict[str, ToolCallPart]) -> list[WirePar
     return []
 
 
+def _call_details(part: ToolCallPart) -> dict[str, Any]:
+    """The call's Gemini details: on the part when it never left the gateway, else packed in its id."""
+    return _google(part.details) or details_from_call_id(part.id)
+
+
 def _function_call(part: ToolCallPart) -> WirePart:
-    google = _google(part.details)
+    google = _call_details(part)
     call: WirePart = {"functionCall": {"name": part.name, "args": _arguments(part.arguments)}}
     if google.get("id"):
         # Only an id Gemini itself gave is echoed; the ids the gateway generates never go upstream.
@@ -190,7 +196,7 @@ def _function_response(part: ToolResultPart, calls: dict[str, ToolCallPart]) -> 
     name = call.name if call is not None else (part.name or part.tool_call_id)
     text = "".join(p.text for p in part.content if isinstance(p, TextPart))
     payload: FunctionResponse = {"name": name, "response": {"error" if part.is_error else "result": text}}
-    google_id = _google(call.details).get("id") if call is not None else None
+    google_id = _call_details(call).get("id") if call is not None else None
     if google_id:
         payload["id"] = google_id
     out: list[WirePart] = [{"functionResponse": payload}]

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from clearmaas.providers.google.call_ids import id_with_details
 from clearmaas.canonical.messages import ImagePart, Part, TextPart, ThinkingPart, ToolCallPart, UnknownPart
 from clearmaas.canonical.response import ChatResponse, StopReason
 from clearmaas.canonical.usage import Usage
@@ -83,12 +84,16 @@ def _parts(parts: list[WirePart], response_id: str) -> list[Part]:
         signature = part.get("thoughtSignature")
         call = part.get("functionCall")
         if call is not None:
+            details = tool_call_details(call, signature)
             out.append(
                 ToolCallPart(
-                    id=call.get("id") or tool_call_id(response_id, calls, call.get("name") or ""),
+                    id=id_with_details(
+                        call.get("id") or tool_call_id(response_id, calls, call.get("name") or ""),
+                        (details or {}).get("google"),
+                    ),
                     name=call.get("name") or "",
                     arguments=orjson.dumps(call.get("args") or {}).decode(),
-                    details=tool_call_details(call, signature),
+                    details=details,
                 )
             )
             calls += 1

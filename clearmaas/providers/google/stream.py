@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from clearmaas.providers.google.call_ids import id_with_details
 from clearmaas.canonical.assembly import StreamAssembler
 from clearmaas.canonical.events import StreamError, StreamEvent, StreamFinish, StreamStart, UsageReport
 from clearmaas.canonical.messages import ImagePart, TextPart, ThinkingPart, ToolCallPart, UnknownPart
@@ -218,10 +219,13 @@ class _Decoder:
     def _start_call(self, call: FunctionCall, signature: str | None) -> list[StreamEvent]:
         name = call.get("name") or ""
         key = ("call", self.calls)
+        details = tool_call_details(call, signature)
         part = ToolCallPart(
-            id=call.get("id") or tool_call_id(self.response_id, self.calls, name),
+            id=id_with_details(
+                call.get("id") or tool_call_id(self.response_id, self.calls, name), (details or {}).get("google")
+            ),
             name=name,
-            details=tool_call_details(call, signature),
+            details=details,
         )
         self.calls += 1
         self.pending = _PendingCall(key, dict(call.get("args") or {}))

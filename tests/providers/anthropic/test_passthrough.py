@@ -113,3 +113,25 @@ def test_usage_is_found_without_event_names() -> None:
     event.event = None
     assert passthrough_event(event, state, client_wants_usage=True) is True
     assert state.usage == Usage(input_tokens=9, output_tokens=1)
+
+
+def test_fast_path_drops_thinking_anthropic_did_not_sign() -> None:
+    from clearmaas.providers.anthropic.passthrough import without_foreign_thinking
+
+    own = {"type": "thinking", "thinking": "a", "signature": "EqQBCkgIARABGAIiQ..."}
+    unsigned = {"type": "thinking", "thinking": "b", "signature": ""}
+    tagged = {"type": "thinking", "thinking": "c", "signature": "clearmaas:google:xyz"}
+    text = {"type": "text", "text": "hi"}
+    messages = [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": [unsigned, text]},
+        {"role": "assistant", "content": [tagged]},
+        {"role": "assistant", "content": [own, text]},
+    ]
+    assert without_foreign_thinking(messages) == [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": [text]},
+        {"role": "assistant", "content": [own, text]},
+    ]
+    untouched = [{"role": "assistant", "content": [own]}]
+    assert without_foreign_thinking(untouched) is untouched

@@ -3,6 +3,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from clearmaas.providers.google.call_ids import id_with_details
 from clearmaas.canonical import ChatResponse, ImagePart, TextPart, ThinkingPart, ToolCallPart, UnknownPart, Usage
 from clearmaas.errors import UpstreamHTTPError, UpstreamProtocolError
 from clearmaas.providers.google import decode_response, map_usage
@@ -44,12 +45,12 @@ def test_tool_call_recording_keeps_the_thought_signature() -> None:
     [call] = response.parts
     assert isinstance(call, ToolCallPart)
     assert call == ToolCallPart(
-        id=tool_call_id("m36LaZGyCLz1xs0PtNSB-QU", 0, "weather"),
+        id=id_with_details(tool_call_id("m36LaZGyCLz1xs0PtNSB-QU", 0, "weather"), {"thoughtSignature": TOOL_SIGNATURE}),
         name="weather",
         arguments='{"location":"San Francisco"}',
         details={"google": {"thoughtSignature": TOOL_SIGNATURE}},
     )
-    assert call.id.startswith("call_") and len(call.id) == 29
+    assert call.id.startswith("call_") and len(call.id.split("_gts_")[0]) == 29
     assert response.stop_reason == "tool_use"  # Gemini says STOP; the functionCall makes it tool_use
     assert response.usage == Usage(input_tokens=29, output_tokens=15 + 893, reasoning_tokens=893)
 

@@ -9,6 +9,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from clearmaas.providers.google.call_ids import id_with_details
 from clearmaas.canonical import (
     ChatResponse,
     Part,
@@ -140,12 +141,13 @@ def to_gemini(response: ChatResponse) -> dict[str, Any]:
 def _with_original_ids(decoded: ChatResponse, original: ChatResponse) -> ChatResponse:
     """Generated ids are the decoder's to choose: check their form, then take the original's."""
     for got, want in zip(decoded.parts, original.parts):
-        if (
-            isinstance(got, ToolCallPart)
-            and isinstance(want, ToolCallPart)
-            and not (want.details or {}).get("google", {}).get("id")
-        ):
-            assert got.id.startswith("call_") and len(got.id) == 29
+        if isinstance(got, ToolCallPart) and isinstance(want, ToolCallPart):
+            google = (want.details or {}).get("google", {})
+            base = google.get("id") or got.id.split("_gts_")[0]
+            if not google.get("id"):
+                assert base.startswith("call_") and len(base) == 29
+            # The signature travels in the id, so a client that keeps only the id gives it back.
+            assert got.id == id_with_details(base, google)
             got.id = want.id
     return decoded
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from clearmaas.providers.google.call_ids import id_with_details
 from clearmaas.canonical import (
     PartDelta,
     PartEnd,
@@ -73,8 +74,8 @@ async def test_reasoning_recording_usage_includes_thoughts() -> None:
 
 async def test_tool_call_recording_exact_events() -> None:
     events = await decode_recording("google-tool-call.chunks.txt")
-    call_id = tool_call_id("b36LacjwM668nsEP2tbsgQQ", 0, "weather")
     signature = _signature("google-tool-call.chunks.txt", 0)
+    call_id = id_with_details(tool_call_id("b36LacjwM668nsEP2tbsgQQ", 0, "weather"), {"thoughtSignature": signature})
     assert events == [
         StreamStart(id="b36LacjwM668nsEP2tbsgQQ", model="gemini-3-pro-preview"),
         PartStart(0, ToolCallPart(id=call_id, name="weather", details={"google": {"thoughtSignature": signature}})),
@@ -92,7 +93,7 @@ async def test_streamed_arguments_recording_assembles_each_call() -> None:
     response_id = "dqHOab6xGLzWodAPkPuViA4"
     assert response.parts == [
         ToolCallPart(
-            id=tool_call_id(response_id, 0, "getWeather"),
+            id=id_with_details(tool_call_id(response_id, 0, "getWeather"), {"thoughtSignature": _signature(name, 0)}),
             name="getWeather",
             arguments='{"location":"Boston"}',
             details={"google": {"thoughtSignature": _signature(name, 0)}},
