@@ -1,42 +1,36 @@
 """The gateway's process-wide state, built once at startup, and the per-request decisions that need no
-I/O: who is calling (from the in-process key cache) and which configured model answers."""
+database: who is calling (the in-process key cache), what they may spend (billing's book), how fast
+(the limiter), and which models answer (routing)."""
 
 from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timezone
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
+from datetime import UTC, datetime
 
 from clearmaas.accounts.key_cache import KeyCache, is_usable
-from clearmaas.accounts.keys import KeyRecord
+from clearmaas.accounts.keys import KeyRecord, allows_model
+from clearmaas.billing import Billing
 from clearmaas.catalogue.catalogue import Catalogue
 from clearmaas.catalogue.entry import ModelEntry
-from clearmaas.errors import AuthenticationFailed, ModelNotFound, ModelPriceError
+from clearmaas.errors import AuthenticationFailed
+from clearmaas.limits import Limiter
 from clearmaas.providers.registry import ProviderRuntime, build_providers
 from clearmaas.relay.record import CallRecord
+from clearmaas.routing import Routing
+from clearmaas.routing.retry import RetryPolicy
 from clearmaas.settings import Settings
 from clearmaas.store.database import create_engine_for
 from clearmaas.transport.client import UpstreamClient
 
-__all__ = ["Gateway", "Target"]
+__all__ = ["Gateway"]
 
 log = logging.getLogger("clearmaas.relay")
 
-Recorder = Callable[[CallRecord], Awaitable[None]]
-
-
-@dataclass(slots=True)
-class Target:
-    """A model resolved to the provider that serves it."""
-
-    entry: ModelEntry
-    provider: ProviderRuntime
-
 
 class Gateway:
-    """Holds the catalogue, providers, key cache and upstream client of one process."""
+    """Holds the catalogue, providers, caches, books and upstream client of one process."""
 
     def __init__(
         self,
@@ -46,32 +40,50 @@ class Gateway:
         providers: dict[str, ProviderRuntime],
         keys: KeyCache,
         client: UpstreamClient,
+        routing: Routing,
+        billing: Billing,
+        limits: Limiter,
     ) -> None:
         self.settings = settings
         self.catalogue = catalogue
         self.providers = providers
         self.keys = keys
         self.client = client
-        self.recorders: list[Recorder] = []
+        self.routing = routing
+        self.billing = billing
+        self.limits = limits
+        self.retry = RetryPolicy.from_settings(settings.routing)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Gateway:
         engine = create_engine_for(settings.resolved_database_url)
+        catalogue = Catalogue.load(settings)
+        providers = build_providers(settings)
         return cls(
             settings,
-            catalogue=Catalogue.load(settings),
-            providers=build_providers(settings),
+            catalogue=catalogue,
+            providers=providers,
             keys=KeyCache(engine),
             client=UpstreamClient(),
+            routing=Routing.from_settings(settings, engine, catalogue, providers),
+            billing=Billing.from_settings(settings, engine, catalogue),
+            limits=Limiter.from_settings(settings, engine),
         )
 
     async def start(self) -> None:
         await self.client.start()
         await self.keys.start()
+        await self.routing.start()
+        await self.billing.start()
+        await self.limits.start()
 
     async def stop(self) -> None:
+        # Billing last: it flushes the usage log, and nothing may be lost on a clean shutdown.
+        await self.limits.stop()
+        await self.routing.stop()
         await self.keys.stop()
         await self.client.close()
+        await self.billing.stop()
 
     async def authenticate(self, headers: Mapping[str, str], *, allow_x_api_key: bool) -> KeyRecord:
         """The caller's key, from `Authorization: Bearer` or, on Anthropic paths, `x-api-key`."""
@@ -86,28 +98,33 @@ class Gateway:
         record = await self.keys.lookup(raw)
         if record is None:
             raise AuthenticationFailed("Invalid API key.")
-        if not is_usable(record, datetime.now(timezone.utc)):
+        if not is_usable(record, datetime.now(UTC)):
             raise AuthenticationFailed("This API key has been revoked or has expired.")
         return record
 
-    def resolve(self, model: str) -> Target:
-        """The catalogue entry and configured provider for a model id."""
-        entry = self.catalogue.get(model)
-        provider = self.providers.get(entry.provider) if entry is not None else None
-        if entry is None or provider is None:
-            raise ModelNotFound(f"The model '{model}' is not available for your account.", param="model")
-        if entry.prices is None:
-            raise ModelPriceError(f"Pricing for the model '{model}' is not set up.", param="model")
-        return Target(entry=entry, provider=provider)
-
-    def available_models(self) -> list[ModelEntry]:
-        return self.catalogue.available(self.providers)
+    def available_models(self, key: KeyRecord | None = None) -> list[ModelEntry]:
+        """Models with a configured provider and a price, that `key` may use."""
+        entries = self.catalogue.available(self.providers)
+        if key is None:
+            return entries
+        return [e for e in entries if allows_model(key, e.id)]
 
     async def finish(self, record: CallRecord) -> None:
-        """Hand a finished call to the recorders (usage log, billing); never raises into the request."""
+        """Settle a finished call: the charge, the usage record, the rate limiter's token count. Never
+        raises into the request."""
         record.finished = time.monotonic()
-        for recorder in self.recorders:
+        reservation, record.reservation = record.reservation, None
+        try:
+            await self.billing.settle(reservation, record)
+        except Exception:
+            log.exception("settling request %s failed", record.request_id)
+        if record.admission is not None and record.workspace_id is not None:
             try:
-                await recorder(record)
+                await self.limits.adjust(
+                    record.workspace_id,
+                    estimated=record.limit_tokens,
+                    actual=record.usage.total_tokens,
+                    admission=record.admission,
+                )
             except Exception:
-                log.exception("recording request %s failed", record.request_id)
+                log.exception("adjusting the rate limit for request %s failed", record.request_id)

@@ -4,17 +4,17 @@ is read from it as it passes."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from starlette.requests import Request
 from starlette.responses import Response
 
 from clearmaas.errors import GatewayError
-from clearmaas.providers.base import PassthroughStream, ProviderAdapter
-from clearmaas.relay.gateway import Gateway, Target
+from clearmaas.providers.base import Deployment, PassthroughStream, ProviderAdapter
+from clearmaas.relay.gateway import Gateway
 from clearmaas.relay.record import CallRecord
 from clearmaas.relay.streams import prefetch
+from clearmaas.routing.plan import Candidate
 from clearmaas.surfaces.base import Surface
 from clearmaas.transport.client import UpstreamResponse
 from clearmaas.transport.sse import SSEEvent, SSEParser
@@ -24,20 +24,28 @@ __all__ = ["serve_passthrough", "wants_usage_chunk"]
 
 
 async def serve_passthrough(
-    gateway: Gateway, surface: Surface, http: Request, body: dict[str, Any], target: Target, record: CallRecord
+    gateway: Gateway,
+    surface: Surface,
+    client_headers: Mapping[str, str],
+    body: dict[str, Any],
+    candidate: Candidate,
+    deployment: Deployment,
+    record: CallRecord,
+    headers: Mapping[str, str],
 ) -> Response:
-    provider = target.provider
+    """Raises the provider's error when it fails before the first byte; after that, errors go in-band."""
+    provider = candidate.provider
     adapter = provider.adapter
     client_wants_usage = wants_usage_chunk(body)
+    # A copy: a failed attempt must leave the client's body as it was for the next candidate.
     upstream_request = adapter.passthrough_request(
-        body, model=target.entry, deployment=provider.pick(), headers=http.headers
+        dict(body), model=candidate.entry, deployment=deployment, headers=client_headers
     )
     response = await gateway.client.send(upstream_request, provider.timeouts)
     if response.status >= 400:
         raw = await response.read()
         response.release()
         raise adapter.map_error(response.status, response.headers, raw)
-    headers = {"x-request-id": record.request_id}
 
     if not upstream_request.stream:
         try:

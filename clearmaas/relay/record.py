@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from clearmaas.canonical.usage import Usage
 
@@ -27,6 +28,10 @@ class CallRecord:
     status: int = 200
     error_code: str | None = None
     usage: Usage = field(default_factory=Usage)
+    input_estimate: int = 0  # tokens, a bound taken from the body's size
+    limit_tokens: int = 0  # what the rate limiter counted up front
+    admission: Any = None  # the rate limiter's receipt, to correct its token count afterwards
+    reservation: Any = None  # the billing reservation held for the attempt in flight
     first_byte: float | None = None
     finished: float | None = None
     client_disconnected: bool = False

@@ -126,7 +126,8 @@ def gateway_config(fake_url: str, **overrides: Any) -> dict[str, Any]:
             }
         ],
     }
-    config: dict[str, Any] = {"providers": providers}
+    # One attempt per model, so each fault test sees exactly one upstream call; retries have their own tests.
+    config: dict[str, Any] = {"providers": providers, "routing": {"retries": 0}}
     config.update(overrides)
     return config
 
@@ -148,7 +149,9 @@ class GatewayProcess:
 
 
 @contextmanager
-def gateway(config: dict[str, Any], workdir: Path, *, cpu: int | None = None) -> Iterator[GatewayProcess]:
+def gateway(
+    config: dict[str, Any], workdir: Path, *, cpu: int | None = None, credit_usd: str = "1000000"
+) -> Iterator[GatewayProcess]:
     workdir.mkdir(parents=True, exist_ok=True)
     config_path = workdir / "clearmaas.yaml"
     config_path.write_text(yaml.safe_dump(config))
@@ -163,6 +166,7 @@ def gateway(config: dict[str, Any], workdir: Path, *, cpu: int | None = None) ->
         return done.stdout
 
     cli("workspaces", "create", "e2e")
+    cli("credits", "add", "e2e", str(credit_usd), "--reason", "tests")
     api_key = cli("keys", "create", "--workspace", "e2e", "--name", "tests").strip().splitlines()[-1]
     port = free_port()
     command = [sys.executable, "-m", "clearmaas", "serve", "--port", str(port), "--config", str(config_path)]

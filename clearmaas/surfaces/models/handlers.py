@@ -22,10 +22,10 @@ async def list_models(request: Request) -> Response:
     anthropic_style = "anthropic-version" in request.headers
     surface = ANTHROPIC if anthropic_style else OPENAI
     try:
-        await gateway.authenticate(request.headers, allow_x_api_key=anthropic_style)
+        key = await gateway.authenticate(request.headers, allow_x_api_key=anthropic_style)
     except GatewayError as exc:
         return error_response(surface, exc)
-    entries = gateway.available_models()
+    entries = gateway.available_models(key)
     if anthropic_style:
         params = request.query_params
         limit = int(params["limit"]) if params.get("limit", "").isdigit() else 20
@@ -40,8 +40,8 @@ async def get_model(request: Request) -> Response:
     surface = ANTHROPIC if anthropic_style else OPENAI
     model_id = request.path_params["model_id"]
     try:
-        await gateway.authenticate(request.headers, allow_x_api_key=anthropic_style)
-        entry = next((e for e in gateway.available_models() if e.id.lower() == model_id.lower()), None)
+        key = await gateway.authenticate(request.headers, allow_x_api_key=anthropic_style)
+        entry = next((e for e in gateway.available_models(key) if e.id.lower() == model_id.lower()), None)
         if entry is None:
             raise ModelNotFound(f"The model '{model_id}' is not available for your account.", param="model")
     except GatewayError as exc:
