@@ -20,6 +20,7 @@ from clearmaas import __version__
 from clearmaas.accounts import keys as key_store
 from clearmaas.accounts import workspaces as workspace_store
 from clearmaas.accounts.errors import AccountError
+from clearmaas.billing import commands as billing_args
 from clearmaas.settings import ConfigError, Settings, load_settings
 from clearmaas.store.database import create_engine_for
 from clearmaas.store.migrate import upgrade
@@ -101,7 +102,14 @@ def _workspaces_list(args: argparse.Namespace, engine: Engine) -> int:
 
 
 def _keys_create(args: argparse.Namespace, engine: Engine) -> int:
-    record, raw = key_store.create_key(engine, args.workspace, name=args.label)
+    record, raw = key_store.create_key(
+        engine,
+        args.workspace,
+        name=args.label,
+        expires_at=billing_args.expires_at(args.expires_in),
+        credit_limit_micros=args.credit_limit,
+        model_allowlist=args.models,
+    )
     label = f" {record.name!r}" if record.name else ""
     print(f"Created key {record.id}{label} in workspace {record.workspace_name}.")
     print("This is the only time the key is shown; store it now:")
@@ -167,6 +175,9 @@ def _parser() -> argparse.ArgumentParser:
     k_create = key_commands.add_parser("create", parents=[config], help="create a key; prints it once, last")
     k_create.add_argument("--workspace", required=True, metavar="NAME")
     k_create.add_argument("--name", dest="label", default=None, metavar="LABEL", help="a label for the key")
+    k_create.add_argument("--credit-limit", type=billing_args.usd_arg, default=None, metavar="USD", help="cap on total spend")
+    k_create.add_argument("--expires-in", type=billing_args.lifetime_arg, default=None, metavar="1h|30d|1y|never")
+    k_create.add_argument("--models", type=billing_args.models_arg, default=(), metavar="GLOB,...", help="allowed models")
     k_create.set_defaults(run=_keys_create)
     k_list = key_commands.add_parser("list", parents=[config], help="list a workspace's keys")
     k_list.add_argument("--workspace", required=True, metavar="NAME")
@@ -176,6 +187,9 @@ def _parser() -> argparse.ArgumentParser:
     k_revoke.set_defaults(run=_keys_revoke)
 
     # Commands owned by other packages register themselves here, each with the shared `--config` parent.
+    importlib.import_module("clearmaas.routing.commands").register(commands, config)
+    importlib.import_module("clearmaas.limits.commands").register(ws_commands, config)
+    importlib.import_module("clearmaas.billing.commands").register(commands, config, workspaces=ws_commands)
     return parser
 
 

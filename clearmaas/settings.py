@@ -18,6 +18,7 @@ __all__ = [
     "ConfigError",
     "DeploymentSettings",
     "ProviderSettings",
+    "RoutingSettings",
     "Settings",
     "TimeoutSettings",
     "load_settings",
@@ -75,6 +76,19 @@ class ProviderSettings(_Strict):
     timeouts: TimeoutSettings = Field(default_factory=TimeoutSettings)
 
 
+class RoutingSettings(_Strict):
+    """Retries, the per-deployment circuit breaker and the router cache (routing package). Seconds."""
+
+    retries: int = Field(default=2, ge=0, le=10)  # extra attempts of one model after a retryable failure
+    backoff: float = Field(default=0.25, ge=0)  # the first retry waits up to this (full jitter), doubling after
+    backoff_max: float = Field(default=4.0, ge=0)
+    deadline: float = Field(default=900.0, gt=0)  # every attempt of one request, fallbacks included
+    cooldown: float = Field(default=5.0, gt=0)  # a failing deployment's first cooldown, doubling per failed probe
+    cooldown_max: float = Field(default=300.0, gt=0)
+    probe_timeout: float = Field(default=60.0, gt=0)  # a half-open probe that never reports frees its slot
+    refresh: float = Field(default=1.0, gt=0)  # how often routers (and shared cooldowns) are re-read
+
+
 class Settings(_Strict):
     host: str = "127.0.0.1"
     port: int = 8080
@@ -87,6 +101,11 @@ class Settings(_Strict):
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     # Catalogue additions and overrides: entries in the bundled catalogue's shape, matched by `id`.
     models: list[dict[str, Any]] = Field(default_factory=list)
+    # Model-name aliases: `{name: model}`, e.g. `{fast: openai/gpt-4o-mini}`; a target may be `clearmaas/{router}`.
+    aliases: dict[str, str] = Field(default_factory=dict)
+    routing: RoutingSettings = Field(default_factory=RoutingSettings)
+    # The admin API's bearer token (`/admin/v1/...`); None leaves the admin API disabled (404). Never a client key.
+    admin_token: str | None = None
 
     @property
     def resolved_database_url(self) -> str:
@@ -125,6 +144,7 @@ _ENV_OVERRIDES: dict[str, str] = {
     "CLEARMAAS_MAX_BODY_BYTES": "max_body_bytes",
     "CLEARMAAS_LOG_LEVEL": "log_level",
     "CLEARMAAS_WORKERS": "workers",
+    "CLEARMAAS_ADMIN_TOKEN": "admin_token",
 }
 
 

@@ -23,6 +23,7 @@ class Candidate:
     provider: ProviderRuntime
     effort: Effort | None = None
     router: str | None = None  # the `clearmaas/{name}` router that chose it, if any
+    level: int = 0  # its entry's position in the client's fallback chain (X-Clear-Fallback-Level)
 
 
 @dataclass(slots=True)
