@@ -76,6 +76,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             "\nFirst start: created workspace "
             f"{workspace_store.BOOTSTRAP_WORKSPACE!r} and this API key. It is shown only now; store it:\n\n"
             f"    {raw}\n\n"
+            "Requests are billed from the workspace balance, which starts at $0. Add credit first:\n"
+            "    clearmaas credits add default 10\n"
             "More keys: clearmaas keys create --workspace default\n",
             file=sys.stderr,
             flush=True,
