@@ -96,6 +96,7 @@ def probed_gateway(
         return done.stdout
 
     cli("workspaces", "create", "bench")
+    cli("credits", "add", "bench", "1000000", "--reason", "benchmark")
     api_key = cli("keys", "create", "--workspace", "bench", "--name", "bench").strip().splitlines()[-1]
     counts_path = workdir / "db-statements.json"
     port = free_port()

@@ -96,6 +96,9 @@ class Settings(_Strict):
     database_url: str | None = None  # default: SQLite file in data_dir
     redis_url: str | None = None
     max_body_bytes: int = 32 * 1024 * 1024
+    # Off: no balances, reservations, charges, usage log or rate limits. For measuring the money path's
+    # cost (bench/) and for trusted single-team setups that bill elsewhere.
+    billing: bool = True
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     workers: int = 1
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
@@ -142,6 +145,7 @@ _ENV_OVERRIDES: dict[str, str] = {
     "CLEARMAAS_DATABASE_URL": "database_url",
     "CLEARMAAS_REDIS_URL": "redis_url",
     "CLEARMAAS_MAX_BODY_BYTES": "max_body_bytes",
+    "CLEARMAAS_BILLING": "billing",
     "CLEARMAAS_LOG_LEVEL": "log_level",
     "CLEARMAAS_WORKERS": "workers",
     "CLEARMAAS_ADMIN_TOKEN": "admin_token",

@@ -1,0 +1,23 @@
+"""Rate limits switched off (`billing: false`): every request is admitted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["Unlimited"]
+
+
+class Unlimited:
+    """The `Limiter` interface that admits everything and counts nothing."""
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    async def admit(self, workspace_id: str, *, tokens: int) -> None:
+        return None
+
+    async def adjust(self, workspace_id: str, *, estimated: int, actual: int, admission: Any = None) -> None:
+        return None
