@@ -7,6 +7,13 @@ Point each provider's base_url at `provider_base_urls(fake.base_url)[provider]` 
 `GET /__requests` lists the recorded requests, `DELETE /__requests` clears them; a request whose client closed the
 connection before the answer was complete is marked `"cancelled": true`.
 
+Fault switches fail one base URL rather than every request carrying a marker (a fallback chain's or a deployment
+list's first entry only): a provider path behind the prefix `/switch/NAME` (base URL `<fake>/switch/NAME/openai/v1`)
+is served as usual until `PUT /__switches/NAME` with `{"fault": "500"}` (any fault marker's name and argument, e.g.
+`"timeout:5"`, `"drop"`) turns the fault on for every request through it, overriding the prompt's fault marker;
+`DELETE /__switches/NAME` turns it off, `DELETE /__switches` every switch, `GET /__switches` lists them. Requests
+through a switch are recorded with `"switch": NAME` (else None).
+
 Fast mode (`--fast`, `FakeUpstream(fast=True)` or the request header `x-fake-fast: 1`) answers a tiny precomputed
 reply per provider with no parsing beyond the auth header, no recording (only `fast_hits` counts) and no markers.
 
@@ -18,6 +25,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
+import re
 import signal
 import threading
 from collections.abc import Iterator
@@ -50,6 +59,9 @@ _DROP_AFTER = 3  # frames a dropped or errored stream still delivers
 _TIMEOUT_SECONDS = 30.0
 _OVERLOADED = {"anthropic": 529}
 _CLIENT_GONE = "fake_upstream.client_gone"  # set on a request whose client left mid-stream
+_SWITCHED = re.compile(r"/switch/(?P<name>[A-Za-z0-9_.-]+)(?P<path>/.*)")
+_SWITCH_ADMIN = re.compile(r"/__switches(?:/(?P<name>[A-Za-z0-9_.-]+))?")
+_FAULT_SPEC = re.compile(r"(?P<name>[a-z0-9_]+)(?::(?P<arg>[0-9.]+))?")
 
 
 class Dialect(Protocol):
@@ -97,6 +109,12 @@ def _route(path: str) -> tuple[str, Dialect] | None:
     return ("google", _GEMINI) if MODEL_PATH.match(path) else None
 
 
+def _unswitch(path: str) -> tuple[str | None, str]:
+    """(switch name or None, the provider path behind it)."""
+    match = _SWITCHED.fullmatch(path)
+    return (match["name"], match["path"]) if match else (None, path)
+
+
 class FakeUpstream:
     """The fake upstream server; `requests` holds every request received, oldest first."""
 
@@ -104,6 +122,7 @@ class FakeUpstream:
         self.host, self.fast = host, fast
         self._port = port
         self.requests: list[dict[str, Any]] = []
+        self.switches: dict[str, tuple[str, str | None]] = {}  # switch name -> (fault, argument) while on
         self.fast_hits = 0
         self._runner: web.AppRunner | None = None
         self._fast_cache: dict[tuple[str, bool, bool], tuple[bytes, dict[str, str]]] = {}
@@ -171,7 +190,11 @@ class FakeUpstream:
             return self._admin(request)
         if request.path == "/__health":
             return web.json_response({"status": "ok"})
-        route = _route(request.path)
+        admin = _SWITCH_ADMIN.fullmatch(request.path)
+        if admin is not None:
+            return await self._switch_admin(request, admin["name"])
+        switch, path = _unswitch(request.path)
+        route = _route(path)
         if route is None:
             return web.json_response({"error": f"fake upstream has no route {request.path}"}, status=404)
         if request.method != "POST":
@@ -181,24 +204,27 @@ class FakeUpstream:
         headers = {k.lower(): v for k, v in request.headers.items()}
         query = dict(request.query)
         if self.fast or headers.get("x-fake-fast") == "1":
-            return self._fast(provider, dialect, request.path, headers, query, raw)
+            return self._fast(provider, dialect, path, headers, query, raw)
         try:
             body = orjson.loads(raw) if raw else {}
         except orjson.JSONDecodeError:
             body = None
         record: dict[str, Any] = {"provider": provider, "method": request.method, "path": request.path,
-                                  "query": query, "headers": headers, "body": body}
+                                  "query": query, "headers": headers, "body": body, "switch": switch}
         self.requests.append(record)
         denied = dialect.authenticate(provider, headers, query, FAKE_KEYS[provider])
         if denied is not None:
             return await _send(request, denied)
         if not isinstance(body, dict):
             return await _send(request, error_reply(provider, 400))
-        ctx = dialect.context(provider, request.path, query, headers, body)
+        ctx = dialect.context(provider, path, query, headers, body)
         invalid = dialect.validate(ctx)
         if invalid is not None:
             return await _send(request, invalid)
         plan = dialect.plan(ctx)
+        if switch in self.switches:
+            fault, arg = self.switches[switch]
+            plan = dataclasses.replace(plan, markers=dataclasses.replace(plan.markers, fault=fault, fault_arg=arg))
         try:
             response = await self._answer(request, dialect, ctx, plan)
         except asyncio.CancelledError:
@@ -252,6 +278,27 @@ class FakeUpstream:
             self._fast_cache[key] = (reply.body or b"", {"Content-Type": reply.content_type, **reply.headers})
         body, reply_headers = self._fast_cache[key]
         return web.Response(body=body, headers=reply_headers)
+
+    async def _switch_admin(self, request: web.Request, name: str | None) -> web.Response:
+        if request.method == "GET" and name is None:
+            return web.json_response({n: f"{f}:{a}" if a else f for n, (f, a) in self.switches.items()})
+        if request.method == "DELETE":
+            if name is None:
+                self.switches.clear()
+            else:
+                self.switches.pop(name, None)
+            return web.json_response({"switches": len(self.switches)})
+        if request.method == "PUT" and name is not None:
+            try:
+                spec = orjson.loads(await request.read()).get("fault")
+            except (orjson.JSONDecodeError, AttributeError):
+                spec = None
+            found = _FAULT_SPEC.fullmatch(spec) if isinstance(spec, str) else None
+            if found is None:
+                return web.json_response({"error": 'send {"fault": "500"} (a fault marker\'s name[:arg])'}, status=400)
+            self.switches[name] = (found["name"], found["arg"])
+            return web.json_response({"switch": name, "fault": spec})
+        return web.json_response({"error": "method not allowed"}, status=405)
 
     def _admin(self, request: web.Request) -> web.Response:
         if request.method == "DELETE":
