@@ -131,6 +131,17 @@ class Catalogue:
     def get(self, model_id: str) -> ModelEntry | None:
         return self._by_id.get(model_id.casefold())
 
+    def set_prices(self, model_id: str, prices: Prices | None) -> ModelEntry:
+        """Give the model new prices (operator overrides, `overrides.py`); raises KeyError for an unknown id.
+
+        The entry object is updated in place, not replaced: the name resolver's indexes and the routers'
+        candidate lists hold references to it, and every one of them must price the next request the new way.
+        Swapping one reference is atomic for readers on the event loop; a reservation keeps the prices it took.
+        """
+        entry = self._by_id[model_id.casefold()]
+        object.__setattr__(entry, "prices", prices)  # ModelEntry is frozen against accidents, not against this
+        return entry
+
     def all(self) -> list[ModelEntry]:
         return list(self._entries)
 

@@ -63,6 +63,9 @@ async def run_plan(
             errors.append(exc)
             if exc.retryable and position + 1 < len(plan.candidates):
                 continue
+            if isinstance(exc, UpstreamError):
+                # Nothing served: the usage record must not name a model as if it had.
+                record.served_model = record.provider = None
             # Only a plan tried to its end has "all failed"; a failure that stopped it early (a 400: the
             # request's own fault) is the answer as it stands, whatever the models before it did.
             if exc.retryable and len(errors) > 1 and all(isinstance(e, UpstreamError) for e in errors):

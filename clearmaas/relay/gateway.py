@@ -9,13 +9,18 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
+from sqlalchemy import Engine
+
 from clearmaas.accounts.key_cache import KeyCache, is_usable
 from clearmaas.accounts.keys import KeyRecord, allows_model
 from clearmaas.billing import Billing
+from clearmaas.billing.disabled import DisabledBilling
 from clearmaas.catalogue.catalogue import Catalogue
 from clearmaas.catalogue.entry import ModelEntry
+from clearmaas.catalogue.overrides import PriceOverrides
 from clearmaas.errors import AuthenticationFailed
 from clearmaas.limits import Limiter
+from clearmaas.limits.disabled import Unlimited
 from clearmaas.providers.registry import ProviderRuntime, build_providers
 from clearmaas.relay.record import CallRecord
 from clearmaas.routing import Routing
@@ -41,8 +46,10 @@ class Gateway:
         keys: KeyCache,
         client: UpstreamClient,
         routing: Routing,
-        billing: Billing,
-        limits: Limiter,
+        billing: Billing | DisabledBilling,
+        limits: Limiter | Unlimited,
+        engine: Engine | None = None,
+        price_overrides: PriceOverrides | None = None,
     ) -> None:
         self.settings = settings
         self.catalogue = catalogue
@@ -53,6 +60,9 @@ class Gateway:
         self.billing = billing
         self.limits = limits
         self.retry = RetryPolicy.from_settings(settings.routing)
+        # The admin API's database, and the refresher that applies operator price overrides to the catalogue.
+        self.engine = engine
+        self.price_overrides = price_overrides
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Gateway:
@@ -66,12 +76,16 @@ class Gateway:
             keys=KeyCache(engine),
             client=UpstreamClient(),
             routing=Routing.from_settings(settings, engine, catalogue, providers),
-            billing=Billing.from_settings(settings, engine, catalogue),
-            limits=Limiter.from_settings(settings, engine),
+            billing=Billing.from_settings(settings, engine, catalogue) if settings.billing else DisabledBilling(),
+            limits=Limiter.from_settings(settings, engine) if settings.billing else Unlimited(),
+            engine=engine,
+            price_overrides=PriceOverrides(engine, catalogue),
         )
 
     async def start(self) -> None:
         await self.client.start()
+        if self.price_overrides is not None:
+            await self.price_overrides.start()
         await self.keys.start()
         await self.routing.start()
         await self.billing.start()
@@ -82,6 +96,8 @@ class Gateway:
         await self.limits.stop()
         await self.routing.stop()
         await self.keys.stop()
+        if self.price_overrides is not None:
+            await self.price_overrides.stop()
         await self.client.close()
         await self.billing.stop()
 

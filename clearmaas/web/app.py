@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from clearmaas.admin import admin_routes, serve_openapi
 from clearmaas.errors import GatewayError, InternalError, RouteNotFound
 from clearmaas.relay.gateway import Gateway
 from clearmaas.settings import Settings
@@ -59,6 +60,8 @@ def build_app(settings: Settings, *, gateway: Gateway | None = None) -> Starlett
         Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
+        Route("/openapi.json", serve_openapi, methods=["GET"]),
+        *admin_routes(settings),
     ]
 
     @contextlib.asynccontextmanager
