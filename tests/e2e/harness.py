@@ -17,6 +17,7 @@ from typing import Any
 from urllib import error as urlerror
 from urllib import request as urlrequest
 
+import redis
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -179,3 +180,154 @@ def gateway(
         yield GatewayProcess(url, api_key, workdir / "data", config_path, process, env)
     finally:
         stop(process)
+
+
+# -- several processes on one database (scale-out), and bare first starts ----------------------------------
+
+BOOTSTRAP_MARKER = "First start: created workspace"
+
+
+def run_cli(config_path: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m clearmaas ARGS --config CONFIG`, as an operator would run it next to the servers."""
+    return subprocess.run(
+        [sys.executable, "-m", "clearmaas", *args, "--config", str(config_path)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )
+
+
+@dataclass
+class ServeProcess:
+    """One `clearmaas serve`; its stderr goes to `log` so a test can read what it printed."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def start_serve(config_path: Path, env: dict[str, str], log: Path) -> ServeProcess:
+    """Start `clearmaas serve` on a free port without waiting for it (see `wait_all`)."""
+    port = free_port()
+    command = [sys.executable, "-m", "clearmaas", "serve", "--port", str(port), "--config", str(config_path)]
+    with log.open("ab") as sink:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=sink)
+    return ServeProcess(f"http://127.0.0.1:{port}", process, log)
+
+
+def wait_all(servers: list[ServeProcess], timeout: float = 60.0) -> None:
+    for server in servers:
+        try:
+            wait_for_health(f"{server.url}/health", server.process, timeout=timeout)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}; its output:\n{server.output()[-4000:]}") from None
+
+
+def stop_all(processes: list[subprocess.Popen[bytes]]) -> None:
+    """Terminate them together (a clean shutdown each), then wait; killing any that hang."""
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def write_config(config: dict[str, Any], workdir: Path) -> tuple[Path, dict[str, str]]:
+    """The config file in `workdir` and the environment the CLI and servers run with."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    config_path = workdir / "clearmaas.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    return config_path, clean_env(CLEARMAAS_DATA_DIR=str(workdir / "data"))
+
+
+@dataclass
+class ReplicaSet:
+    """N gateway processes sharing one database (and Redis, when given); `urls[i]` is replica i, `api_key` a key
+    of workspace `e2e`."""
+
+    urls: list[str]
+    api_key: str
+    key_id: str
+    config_path: Path
+    env: dict[str, str]
+    servers: list[ServeProcess]
+    database_url: str
+    redis_url: str | None
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return run_cli(self.config_path, self.env, *args)
+
+
+def create_key(config_path: Path, env: dict[str, str], *args: str) -> tuple[str, str]:
+    """`keys create ARGS` -> (key id, raw key)."""
+    done = run_cli(config_path, env, "keys", "create", *args)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    return lines[0].split()[2], lines[-1]
+
+
+@contextmanager
+def replicas(
+    config: dict[str, Any],
+    workdir: Path,
+    *,
+    n: int = 3,
+    database_url: str,
+    redis_url: str | None = None,
+    credit_usd: str = "1000000",
+    key_args: tuple[str, ...] = (),
+    prepare: tuple[tuple[str, ...], ...] = (),
+) -> Iterator[ReplicaSet]:
+    """Prepare the shared database once with the CLI (workspace `e2e`, `credit_usd` of credit, one key created
+    with `key_args`, then each `prepare` command), and run `n` `serve` processes on it, each on its own port."""
+    settings = {**config, "database_url": database_url}
+    if redis_url is not None:
+        settings["redis_url"] = redis_url
+    config_path, env = write_config(settings, workdir)
+    for args in (("workspaces", "create", "e2e"), ("credits", "add", "e2e", credit_usd, "--reason", "tests"), *prepare):
+        done = run_cli(config_path, env, *args)
+        assert done.returncode == 0, done.stderr
+    key_id, api_key = create_key(config_path, env, "--workspace", "e2e", "--name", "tests", *key_args)
+    servers = [start_serve(config_path, env, workdir / f"replica-{i}.log") for i in range(n)]
+    try:
+        wait_all(servers)
+        yield ReplicaSet(
+            [s.url for s in servers], api_key, key_id, config_path, env, servers, database_url, redis_url
+        )
+    finally:
+        stop_all([s.process for s in servers])
+
+
+# Redis databases the end-to-end tests may take (the unit tests use 0 and 9), and where the claims on them live.
+E2E_REDIS_DBS = range(10, 15)
+_REDIS_CLAIMS_DB = 15
+
+
+@contextmanager
+def claim_redis_db(host: str = "127.0.0.1", port: int = 6379) -> Iterator[str]:
+    """The URL of a Redis database no other test run holds, emptied, for as long as the block runs: test runs
+    started side by side in one checkout must not flush each other's keys. Raises redis.RedisError or OSError
+    when Redis is not reachable, and RuntimeError when every database is taken."""
+    claims = redis.Redis(host=host, port=port, db=_REDIS_CLAIMS_DB)
+    try:
+        for db in E2E_REDIS_DBS:
+            name = f"clearmaas-e2e:claim:{db}"
+            if not claims.set(name, os.getpid(), nx=True, ex=900):
+                continue
+            data = redis.Redis(host=host, port=port, db=db)
+            try:
+                data.flushdb()
+                yield f"redis://{host}:{port}/{db}"
+                data.flushdb()
+            finally:
+                data.close()
+                claims.delete(name)
+            return
+        raise RuntimeError(f"every Redis database in {list(E2E_REDIS_DBS)} is claimed by another test run")
+    finally:
+        claims.close()
