@@ -50,6 +50,9 @@ class PassthroughStream:
     usage: Usage = field(default_factory=Usage)
     error: GatewayError | None = None
     events: int = 0
+    # Characters of generated text, reasoning and tool arguments seen so far: the basis of an output estimate
+    # when a stream ends before the provider reported its usage (OpenAI-style streams report it last).
+    output_chars: int = 0
 
 
 class ProviderAdapter(Protocol):

@@ -129,6 +129,8 @@ class Gateway:
         """Settle a finished call: the charge, the usage record, the rate limiter's token count. Never
         raises into the request."""
         record.finished = time.monotonic()
+        if record.stream and (record.client_disconnected or record.error_code is not None):
+            record.estimate_cut_stream()
         reservation, record.reservation = record.reservation, None
         try:
             await self.billing.settle(reservation, record)

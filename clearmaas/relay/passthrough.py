@@ -68,6 +68,7 @@ async def serve_passthrough(
     async def on_close(completed: bool) -> None:
         record.client_disconnected = not completed
         record.usage = state.usage
+        record.output_chars = state.output_chars
         if state.error is not None:
             record.error_code = state.error.code
         await gateway.finish(record)

@@ -51,6 +51,9 @@ async def observe_events(
                 record.usage = event.usage  # type: ignore[union-attr]
             elif kind == "error":
                 record.error_code = event.error.code  # type: ignore[union-attr]
+            elif kind == "part_delta":
+                delta = event.delta  # type: ignore[union-attr]
+                record.output_chars += len(delta.json if delta.kind == "tool_arguments" else getattr(delta, "text", ""))
             yield event
     except GatewayError as exc:
         record.error_code = exc.code

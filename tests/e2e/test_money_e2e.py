@@ -159,10 +159,17 @@ def settle_then_prove_released(
     engine = sqlite_engine(gw)
     (row,) = wait_for_usage(engine, 1, request_id=request_id)
     usage = early_usage(route, prompt)
+    # A stream cut short is billed for what passed: the provider's own counts where it sent them (Anthropic's
+    # message_start: the input), the output estimated from the characters that reached the client.
     if usage is not None:
-        assert (row["input_tokens"], row["output_tokens"]) == usage
-        assert row["cost_micros"] == cost_micros(prices_of(route.model), input_tokens=usage[0], output_tokens=usage[1])
-        assert row["cost_micros"] > 0
+        assert row["input_tokens"] == usage[0]
+        assert row["output_tokens"] >= usage[1]
+    else:
+        assert row["input_tokens"] > 0
+    assert row["output_tokens"] > 0
+    assert row["cost_micros"] == cost_micros(
+        prices_of(route.model), input_tokens=row["input_tokens"], output_tokens=row["output_tokens"]
+    )
     books = read_books(engine)
     assert books.charges.get(request_id, 0) == row["cost_micros"]
     assert books.key_spent[key_id] == row["cost_micros"]
@@ -223,11 +230,6 @@ def test_an_upstream_that_drops_mid_stream_is_settled_and_recorded(
     assert row["client_disconnected"] in (False, 0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: an OpenAI-style stream reports usage only in its last chunk, so a stream that ends early "
-    "(client hang-up, upstream drop) is billed 0 although text was delivered and the provider bills it",
-)
 def test_text_delivered_before_an_openai_stream_ends_early_is_charged(settle_gw: GatewayProcess) -> None:
     route = ROUTES[2]
     body = chat_body(route.model, "[fault:drop] Tell me a story", max_tokens=STREAM_MAX_TOKENS, stream=True)
@@ -236,7 +238,10 @@ def test_text_delivered_before_an_openai_stream_ends_early_is_charged(settle_gw:
         response = client.post(route.path, content=body, headers=auth(key))
     assert b'"content":"Hello from"' in response.content  # text reached the client before the drop
     (row,) = wait_for_usage(sqlite_engine(settle_gw), 1, key_id=key_id)
-    assert row["output_tokens"] > 0 and row["cost_micros"] > 0
+    # The usage chunk never came: what passed is estimated (four characters a token) and billed, input from
+    # the body, and the ledger matches the record.
+    assert row["output_tokens"] > 0 and row["input_tokens"] > 0 and row["cost_micros"] > 0
+    assert read_books(sqlite_engine(settle_gw)).charges[row["request_id"]] == row["cost_micros"]
 
 
 @pytest.mark.parametrize("fault", ["503", "reset"])

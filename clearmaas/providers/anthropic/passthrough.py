@@ -73,6 +73,9 @@ def without_foreign_thinking(messages: list[Any]) -> list[Any]:
     return messages if out is None else out
 
 
+_DELTA_WRAPPER = len('{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":""}}')
+
+
 def passthrough_usage(body: bytes) -> Usage:
     """Usage of a non-streaming response body; empty if the body has none."""
     try:
@@ -87,8 +90,13 @@ def passthrough_event(event: SSEEvent, state: PassthroughStream, *, client_wants
     unasked, so there is nothing to hide from the client (`client_wants_usage` does not matter here)."""
     state.events += 1
     kind = event.event
+    if kind == "content_block_delta":
+        # Deltas are most of the stream: not parsed, only measured. Their JSON wrapper is about 70 characters;
+        # the rest is generated text (the output estimate of a stream cut short, see PassthroughStream).
+        state.output_chars += max(0, len(event.data) - _DELTA_WRAPPER)
+        return True
     if kind is not None and kind not in _USAGE_EVENTS:
-        return True  # deltas are most of the stream: not worth parsing
+        return True
     try:
         payload = orjson.loads(event.data)
     except orjson.JSONDecodeError:

@@ -75,9 +75,29 @@ def passthrough_event(
     if error is not None:
         state.error = error
         return True
+    choices = chunk.get("choices")
+    if isinstance(choices, list):
+        state.output_chars += _generated_chars(choices)
     usage = chunk.get("usage")
     if isinstance(usage, dict):
         state.usage = map_usage(usage, profile)
-        if not client_wants_usage and chunk.get("choices") == []:
+        if not client_wants_usage and choices == []:
             return False
     return True
+
+
+def _generated_chars(choices: list[object]) -> int:
+    count = 0
+    for choice in choices:
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        if not isinstance(delta, dict):
+            continue
+        for name in ("content", "reasoning_content"):
+            text = delta.get(name)
+            if isinstance(text, str):
+                count += len(text)
+        for call in delta.get("tool_calls") or ():
+            function = call.get("function") if isinstance(call, dict) else None
+            if isinstance(function, dict) and isinstance(function.get("arguments"), str):
+                count += len(function["arguments"])
+    return count
