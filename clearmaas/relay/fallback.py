@@ -91,6 +91,7 @@ async def _attempt(
     retry = 0
     while True:
         deployment = deployments[retry % len(deployments)]
+        record.new_attempt()
         try:
             if request is None:
                 response = await serve_passthrough(

@@ -41,6 +41,12 @@ class CallRecord:
         if self.first_byte is None:
             self.first_byte = time.monotonic()
 
+    def new_attempt(self) -> None:
+        """Forget what a failed attempt left behind: only the attempt that answers is recorded and billed."""
+        self.usage = Usage()
+        self.error_code = None
+        self.output_chars = 0
+
     def estimate_cut_stream(self) -> None:
         """Bill what a stream cut short generated (by a hang-up or an upstream failure), when the provider
         never got to report it: OpenAI-style streams send usage last. Output is estimated at four characters

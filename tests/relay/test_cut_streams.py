@@ -47,3 +47,10 @@ def test_fast_paths_measure_generated_characters() -> None:
     for event in SSEParser().feed(anthropic):
         anthropic_event(event, state, client_wants_usage=True)
     assert state.output_chars == len(text)
+
+
+def test_a_new_attempt_forgets_the_failed_one() -> None:
+    record = CallRecord(request_id="r", endpoint="openai_chat", stream=True, input_estimate=30)
+    record.usage, record.error_code, record.output_chars = Usage(input_tokens=3), "upstream_error", 99
+    record.new_attempt()
+    assert (record.usage, record.error_code, record.output_chars) == (Usage(), None, 0)
