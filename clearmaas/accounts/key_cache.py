@@ -8,7 +8,6 @@ It decides nothing: `lookup` returns what is stored and the auth layer applies `
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from datetime import datetime, timedelta
@@ -16,6 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine
 
 from clearmaas.accounts.keys import KeyRecord, changed_since, find_by_hash, hash_key, is_usable, looks_like_key
+from clearmaas.store.refresh import RefreshLoop
 from clearmaas.store.schema import utc_now
 
 __all__ = ["KeyCache", "is_usable"]
@@ -51,7 +51,9 @@ class KeyCache:
         self._loading: dict[str, asyncio.Task[KeyRecord | None]] = {}
         self._load_slots = asyncio.Semaphore(max_concurrent_loads)
         self._refreshed_at: datetime = utc_now()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = RefreshLoop(
+            self.refresh, interval=self._refresh_interval, name="key-cache", what="key cache"
+        )
 
     def __len__(self) -> int:
         return len(self._records)
@@ -113,24 +115,11 @@ class KeyCache:
         return len(rows)
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._refresh_forever(), name="clearmaas-key-cache-refresh")
+        if not self._loop.running:
+            self._loop.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _refresh_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self._refresh_interval)
-            try:
-                await self.refresh()
-            except Exception:
-                # The database may be briefly unreachable; keep serving from the cache and try again.
-                log.warning("key cache refresh failed", exc_info=True)
+        await self._loop.stop()
 
 
 def _retrieve_exception(task: asyncio.Task[KeyRecord | None]) -> None:

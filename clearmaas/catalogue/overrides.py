@@ -9,7 +9,6 @@ simply absent, and the model goes back to the price the catalogue was loaded wit
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from sqlalchemy import Engine, delete, select
 
 from clearmaas.catalogue.catalogue import Catalogue
 from clearmaas.catalogue.entry import Prices
+from clearmaas.store.refresh import RefreshLoop
 from clearmaas.store.schema import price_overrides, utc_now
 
 __all__ = ["PriceOverride", "PriceOverrides", "delete_override", "load_overrides", "put_override"]
@@ -93,7 +93,9 @@ class PriceOverrides:
         # One refresh at a time: a pass that read the table before a write must not apply after the pass that
         # read it after (the admin API refreshes right after writing, alongside the background loop).
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = RefreshLoop(
+            self.refresh, interval=self._refresh_interval, name="price-overrides", what="price override"
+        )
 
     def base_prices(self, model_id: str) -> Prices | None:
         """The catalogue's own price of the model (None: unpriced or unknown)."""
@@ -132,22 +134,9 @@ class PriceOverrides:
 
     async def start(self) -> None:
         """Apply the stored overrides before the first request, then keep refreshing until `stop`."""
-        if self._task is None:
+        if not self._loop.running:
             await self.refresh()
-            self._task = asyncio.create_task(self._refresh_forever(), name="clearmaas-price-override-refresh")
+            self._loop.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _refresh_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self._refresh_interval)
-            try:
-                await self.refresh()
-            except Exception:
-                # The database may be briefly unreachable; keep billing at the prices we have.
-                log.warning("price override refresh failed", exc_info=True)
+        await self._loop.stop()

@@ -5,13 +5,13 @@ takes effect within about a second without a database round-trip per request."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 
 from clearmaas.limits.store import UNLIMITED, Limits, changed_since, load_all
+from clearmaas.store.refresh import RefreshLoop
 from clearmaas.store.schema import utc_now
 
 __all__ = ["LimitCache"]
@@ -32,7 +32,9 @@ class LimitCache:
         self._overlap = timedelta(seconds=overlap)
         self._limits: dict[str, Limits] = {}
         self._refreshed_at: datetime = utc_now()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = RefreshLoop(
+            self.refresh, interval=self._refresh_interval, name="limit-cache", what="rate-limit cache"
+        )
 
     def __len__(self) -> int:
         return len(self._limits)
@@ -68,22 +70,9 @@ class LimitCache:
 
     async def start(self) -> None:
         """Load everything, then keep refreshing in the background until `stop`."""
-        if self._task is None:
+        if not self._loop.running:
             await self.load()
-            self._task = asyncio.create_task(self._refresh_forever(), name="clearmaas-limit-cache-refresh")
+            self._loop.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _refresh_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self._refresh_interval)
-            try:
-                await self.refresh()
-            except Exception:
-                # The database may be briefly unreachable; keep enforcing the limits we have.
-                log.warning("rate-limit cache refresh failed", exc_info=True)
+        await self._loop.stop()

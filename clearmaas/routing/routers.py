@@ -10,7 +10,6 @@ deleted. Choosing among models is `strategies.py`'s job; nothing here knows the 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 from collections.abc import Callable, Sequence
@@ -24,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from clearmaas.accounts.errors import AccountError, WorkspaceNotFound
 from clearmaas.routing.strategies import DEFAULT_STRATEGY, STRATEGIES, Strategy
+from clearmaas.store.refresh import RefreshLoop
 from clearmaas.store.schema import new_id, routers, utc_now, workspaces
 
 __all__ = [
@@ -341,7 +341,10 @@ class RouterCache:
         self._full_every = max(1, round(full_reload_interval / refresh_interval))
         self._routers: dict[str, dict[str, RouterDef | None]] = {}
         self._refreshed_at: datetime | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._passes = 0
+        self._loop = RefreshLoop(
+            self._tick, interval=refresh_interval, name="router-cache", what="router cache"
+        )
 
     def get(self, workspace_id: str, name: str) -> RouterDef | None:
         """The router as stored (disabled ones included), the implicit `auto`, or None."""
@@ -374,24 +377,14 @@ class RouterCache:
 
     async def start(self) -> None:
         """Load everything (the first requests need it), then keep refreshing in the background."""
-        if self._task is None:
+        if not self._loop.running:
             await self.load()
-            self._task = asyncio.create_task(self._refresh_forever(), name="clearmaas-router-cache-refresh")
+            self._loop.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._loop.stop()
 
-    async def _refresh_forever(self) -> None:
-        passes = 0
-        while True:
-            await asyncio.sleep(self._refresh_interval)
-            passes += 1
-            try:
-                # A full reload now and then also forgets rows removed behind our back (a workspace deleted).
-                await (self.load() if passes % self._full_every == 0 else self.refresh())
-            except Exception:
-                log.warning("router cache refresh failed", exc_info=True)
+    async def _tick(self) -> None:
+        self._passes += 1
+        # A full reload now and then also forgets rows removed behind our back (a workspace deleted).
+        await (self.load() if self._passes % self._full_every == 0 else self.refresh())
