@@ -58,26 +58,45 @@ class WaitProbe:
     time slice, counts.
     """
 
-    def __init__(self, tids: dict[int, int]) -> None:
-        """`tids` maps each thread id to its floor in ns (0: every wait counts)."""
+    def __init__(self, tids: dict[int, int], *, own_threads: int | None = None) -> None:
+        """`tids` maps each thread id to its floor in ns (0: every wait counts). `own_threads`: a process id in
+        `tids` whose other threads share its core; their CPU time is not a foreign process's, so it is taken
+        off that thread's wait (the gateway's usage-log writer and its other worker threads)."""
         self._fds = [os.open(f"/proc/{tid}/task/{tid}/schedstat", os.O_RDONLY) for tid in tids]
         self._floors = list(tids.values())
+        self._own = list(tids).index(own_threads) if own_threads is not None else -1
+        siblings = [] if own_threads is None else [t for t in os.listdir(f"/proc/{own_threads}/task")
+                                                   if int(t) != own_threads]
+        self._sibling_fds = [os.open(f"/proc/{own_threads}/task/{t}/schedstat", os.O_RDONLY) for t in siblings]
 
     def __call__(self) -> list[int]:
-        return [int(os.pread(fd, 128, 0).split()[1]) for fd in self._fds]
+        waits = [int(os.pread(fd, 128, 0).split()[1]) for fd in self._fds]
+        # Last: the CPU time of the own process's other threads (0 without `own_threads`).
+        waits.append(sum(_run_ns(fd) for fd in self._sibling_fds))
+        return waits
 
     def foreign(self, before: list[int], after: list[int]) -> int:
         """The wait between two snapshots that other processes caused."""
         total = 0
-        for start, end, floor in zip(before, after, self._floors, strict=True):
+        siblings_ran = after[-1] - before[-1]
+        for i, (start, end, floor) in enumerate(zip(before[:-1], after[:-1], self._floors, strict=True)):
             waited = end - start
+            if i == self._own:
+                waited = max(waited - siblings_ran, 0)
             if waited > floor:
                 total += waited
         return total
 
     def close(self) -> None:
-        for fd in self._fds:
+        for fd in [*self._fds, *self._sibling_fds]:
             os.close(fd)
+
+
+def _run_ns(fd: int) -> int:
+    try:
+        return int(os.pread(fd, 128, 0).split()[0])
+    except OSError:  # the thread has ended
+        return 0
 
 
 class Connection:

@@ -1,120 +1,204 @@
-"""Proving "no database round-trip per request": the real gateway, started through a launcher that counts
-every SQL statement SQLite executes in the process, is idled and then loaded for windows of equal length;
-per-request database work would make the loaded window's count grow with the requests served.
+"""Proving "no database round-trip per request": a launcher that runs the ordinary `clearmaas` command line in a
+process that counts everything it asks of its database and of Redis, and can slow its database down on demand.
 
-Launcher: `python -m bench.dbprobe COUNTS.json serve --port N --config FILE` wraps `sqlite3.connect` so every
-connection (SQLAlchemy's included) reports each statement it runs through `set_trace_callback`, then runs the
-ordinary `clearmaas` command line; a thread rewrites COUNTS.json every 50 ms.
+`python -m bench.dbprobe COUNTS.json serve --port N --config FILE`:
+- SQL: SQLAlchemy events on the `Engine` class (so every engine, SQLite or PostgreSQL) count each statement
+  the process executes, by kind (an `executemany` is one execution; its rows are counted apart), the
+  transactions begun and committed, and the executions made on the event loop's thread (which would block
+  every request in flight; the gateway must run its queries in worker threads).
+- Redis: `redis.asyncio` commands sent one by one (`execute_command`, scripts included: EVALSHA) and
+  pipelines (one round-trip each, whatever they hold).
+- Slowing: while COUNTS.json.delay holds a number of milliseconds, every SQL execution first sleeps that long,
+  in whatever thread runs it. A query on a request's path would add the delay to that request.
+
+A thread rewrites COUNTS.json every 50 ms (and reads the delay file); `ProbeCounts` reads it for the bench.
+`CLEARMAAS_BENCH_SWITCH_INTERVAL=SECONDS` sets the interpreter's GIL switch interval (an experiment knob).
 """
 
 from __future__ import annotations
 
+import os
 import re
-import sqlite3
-import subprocess
 import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import orjson
-import yaml
 
-__all__ = ["DbCounts", "probed_gateway", "main"]
+__all__ = ["ProbeCounts", "Snapshot", "main", "script_names"]
 
-_LITERAL = re.compile(r"'[^']*'|\b\d+(?:\.\d+)?\b")
+_LITERAL = re.compile(r"'[^']*'|\b\d+(?:\.\d+)?\b|%\(\w+\)s|\$\d+")
+_IN_LIST = re.compile(r"\((?:\s*\?\s*,)+\s*\?\s*\)")
 
 
 def _normalise(statement: str) -> str:
-    return _LITERAL.sub("?", " ".join(statement.split()))[:90]
+    text = _LITERAL.sub("?", " ".join(statement.split()))
+    return _IN_LIST.sub("(?…)", text)[:80]
 
 
-def _install(counts_path: Path) -> None:
-    counts: Counter[str] = Counter()
-    lock = threading.Lock()
-    original = sqlite3.connect
+class _State:
+    """The counters, shared by every thread of the probed process."""
 
-    def trace(statement: str) -> None:
-        with lock:
-            counts[_normalise(statement)] += 1
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.sql: Counter[str] = Counter()
+        self.sql_rows: Counter[str] = Counter()
+        self.totals: Counter[str] = Counter()  # executions, loop_thread, begin, commit, rollback, pipelines, ...
+        self.redis: Counter[str] = Counter()
+        self.delay = 0.0
 
-    def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
-        connection = original(*args, **kwargs)
-        connection.set_trace_callback(trace)
-        with lock:
-            counts["<connect>"] += 1
-        return connection
-
-    # SQLAlchemy's pysqlite dialect calls `sqlite3.dbapi2.connect`; `sqlite3.connect` is the same function.
-    sqlite3.connect = connect  # type: ignore[assignment]
-    sqlite3.dbapi2.connect = connect  # type: ignore[assignment]
-
-    def write_forever() -> None:
-        tmp = counts_path.with_suffix(".tmp")
-        while True:
-            with lock:
-                snapshot = dict(counts)
-            tmp.write_bytes(orjson.dumps({"at": time.monotonic(), "statements": snapshot}))
-            tmp.replace(counts_path)
-            time.sleep(0.05)
-
-    threading.Thread(target=write_forever, name="bench-db-counter", daemon=True).start()
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            return {"at": time.monotonic(), "sql": dict(self.sql), "sql_rows": dict(self.sql_rows),
+                    "totals": dict(self.totals), "redis": dict(self.redis), "delay_ms": self.delay * 1000}
 
 
-class DbCounts:
-    """Reads the launcher's statement counts."""
+def _install_sql(state: _State) -> None:
+    from sqlalchemy import Engine, event
+
+    main_thread = threading.main_thread()
+
+    def before_execute(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
+                       executemany: bool) -> None:
+        kind = _normalise(statement)
+        on_loop = threading.current_thread() is main_thread
+        with state.lock:
+            state.sql[kind] += 1
+            state.sql_rows[kind] += len(parameters) if executemany else 1
+            state.totals["executions"] += 1
+            if on_loop:
+                state.totals["loop_thread"] += 1
+            delay = state.delay
+        if delay:
+            time.sleep(delay)
+
+    def bump(name: str) -> Any:
+        def listener(*_args: Any) -> None:
+            with state.lock:
+                state.totals[name] += 1
+
+        return listener
+
+    event.listen(Engine, "before_cursor_execute", before_execute)
+    for name in ("begin", "commit", "rollback"):
+        event.listen(Engine, name, bump(name))
+
+
+def _install_redis(state: _State) -> None:
+    from redis.asyncio.client import Pipeline, Redis
+
+    execute_command = Redis.execute_command
+    execute_pipeline = Pipeline.execute
+
+    async def counted_command(self: Redis, *args: Any, **options: Any) -> Any:
+        name = str(args[0]).upper()
+        if name == "EVALSHA":  # which script: the bench names them by their SHA-1 (`script_names`)
+            name = f"EVALSHA {str(args[1])[:8]}"
+        with state.lock:
+            state.redis[name] += 1
+            state.totals["redis_round_trips"] += 1
+        return await execute_command(self, *args, **options)
+
+    async def counted_pipeline(self: Pipeline, raise_on_error: bool = True) -> Any:
+        with state.lock:
+            state.redis[f"pipeline({len(self.command_stack)})"] += 1
+            state.totals["redis_round_trips"] += 1
+        return await execute_pipeline(self, raise_on_error)
+
+    Redis.execute_command = counted_command  # type: ignore[method-assign]
+    Pipeline.execute = counted_pipeline  # type: ignore[method-assign]
+
+
+def _publish_forever(state: _State, counts_path: Path) -> None:
+    tmp = counts_path.with_suffix(".tmp")
+    delay_path = Path(f"{counts_path}.delay")
+    while True:
+        try:
+            delay = float(delay_path.read_text() or 0) / 1000
+        except (FileNotFoundError, ValueError):
+            delay = 0.0
+        with state.lock:
+            state.delay = delay
+        tmp.write_bytes(orjson.dumps(state.snapshot()))
+        tmp.replace(counts_path)
+        time.sleep(0.05)
+
+
+class Snapshot:
+    """The counters at one instant; `a - b` is what happened between two snapshots."""
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self.at: float = raw["at"]
+        self.sql: Counter[str] = Counter(raw["sql"])
+        self.sql_rows: Counter[str] = Counter(raw["sql_rows"])
+        self.totals: Counter[str] = Counter(raw["totals"])
+        self.redis: Counter[str] = Counter(raw["redis"])
+
+    def __sub__(self, earlier: Snapshot) -> Snapshot:
+        return Snapshot({"at": self.at - earlier.at, "sql": self.sql - earlier.sql,
+                         "sql_rows": self.sql_rows - earlier.sql_rows, "totals": self.totals - earlier.totals,
+                         "redis": self.redis - earlier.redis})
+
+    def __add__(self, other: Snapshot) -> Snapshot:
+        return Snapshot({"at": self.at + other.at, "sql": self.sql + other.sql,
+                         "sql_rows": self.sql_rows + other.sql_rows, "totals": self.totals + other.totals,
+                         "redis": self.redis + other.redis})
+
+    @classmethod
+    def empty(cls) -> Snapshot:
+        return cls({"at": 0.0, "sql": {}, "sql_rows": {}, "totals": {}, "redis": {}})
+
+    def usage_batches(self) -> tuple[int, int]:
+        """(batches, records) of the usage log: executions and rows of its INSERT."""
+        kinds = [kind for kind in self.sql if kind.startswith("INSERT INTO usage_records")]
+        return sum(self.sql[k] for k in kinds), sum(self.sql_rows[k] for k in kinds)
+
+
+def script_names() -> dict[str, str]:
+    """The first 8 hex digits of each Lua script's SHA-1 (what EVALSHA sends) -> `module.CONSTANT`."""
+    import hashlib
+
+    from clearmaas.billing import redis_book
+    from clearmaas.limits import redis_counter
+
+    names = {}
+    for module in (redis_book, redis_counter):
+        for name, value in vars(module).items():
+            if isinstance(value, str) and "redis.call" in value:
+                sha = hashlib.sha1(value.encode()).hexdigest()[:8]
+                names[sha] = f"{module.__name__.rsplit('.', 1)[-1]}.{name.strip('_').lower()}"
+    return names
+
+
+class ProbeCounts:
+    """Reads the launcher's counters and sets its database delay."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def read(self) -> Counter[str]:
-        time.sleep(0.15)  # let the writer thread catch up with everything executed so far
-        return Counter(orjson.loads(self.path.read_bytes())["statements"])
+    def read(self) -> Snapshot:
+        time.sleep(0.12)  # let the publishing thread catch up with everything executed so far
+        return Snapshot(orjson.loads(self.path.read_bytes()))
 
-
-@contextmanager
-def probed_gateway(
-    config: dict[str, Any], workdir: Path, *, cpu: int | None = None
-) -> Iterator[tuple[str, str, int, DbCounts]]:
-    """Like `tests.e2e.harness.gateway`, through the counting launcher: yields (url, api key, pid, counts)."""
-    from tests.e2e.harness import ROOT, clean_env, free_port, stop, wait_for_health
-
-    workdir.mkdir(parents=True, exist_ok=True)
-    config_path = workdir / "clearmaas.yaml"
-    config_path.write_text(yaml.safe_dump(config))
-    env = clean_env(CLEARMAAS_DATA_DIR=str(workdir / "data"))
-
-    def cli(*args: str) -> str:
-        done = subprocess.run([sys.executable, "-m", "clearmaas", *args, "--config", str(config_path)],
-                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
-        if done.returncode != 0:
-            raise RuntimeError(done.stderr)
-        return done.stdout
-
-    cli("workspaces", "create", "bench")
-    cli("credits", "add", "bench", "1000000", "--reason", "benchmark")
-    api_key = cli("keys", "create", "--workspace", "bench", "--name", "bench").strip().splitlines()[-1]
-    counts_path = workdir / "db-statements.json"
-    port = free_port()
-    command = [sys.executable, "-m", "bench.dbprobe", str(counts_path), "serve", "--port", str(port),
-               "--config", str(config_path)]
-    if cpu is not None:
-        command = ["taskset", "-c", str(cpu), *command]
-    process = subprocess.Popen(command, cwd=ROOT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_health(f"{url}/health", process)
-        yield url, api_key, process.pid, DbCounts(counts_path)
-    finally:
-        stop(process)
+    def slow_database(self, delay_ms: float) -> None:
+        """Every SQL execution sleeps `delay_ms` first, from the next publishing tick (50 ms) on."""
+        Path(f"{self.path}.delay").write_text(str(delay_ms))
+        time.sleep(0.15)
 
 
 def main(argv: list[str]) -> None:
-    _install(Path(argv[0]))
+    # For experiments: the interpreter's GIL switch interval (seconds; Python's default is 0.005), which bounds
+    # how long the event loop can wait for the GIL while a worker thread (the usage-log writer) holds it.
+    interval = os.environ.get("CLEARMAAS_BENCH_SWITCH_INTERVAL")
+    if interval:
+        sys.setswitchinterval(float(interval))
+    state = _State()
+    _install_sql(state)
+    _install_redis(state)
+    threading.Thread(target=_publish_forever, args=(state, Path(argv[0])), name="bench-probe", daemon=True).start()
     from clearmaas.cli import main as clearmaas_main
 
     clearmaas_main(argv[1:])

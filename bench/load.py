@@ -126,9 +126,20 @@ def process_rss_kb(pid: int) -> dict[str, int]:
     return out
 
 
-def cpu_snapshot(pids: dict[str, int]) -> CpuSample:
+def _group_ns(pids: int | list[int]) -> tuple[int, int]:
+    if isinstance(pids, int):
+        return task_ns(pids)
+    run = wait = 0
+    for pid in pids:
+        r, w = task_ns(pid)
+        run, wait = run + r, wait + w
+    return run, wait
+
+
+def cpu_snapshot(pids: dict[str, int | list[int]]) -> CpuSample:
+    """`pids`: a name for each watched process, or for a group of them (PostgreSQL's backends)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return CpuSample(time.monotonic(), _core_ticks(), {k: task_ns(p) for k, p in pids.items()},
+    return CpuSample(time.monotonic(), _core_ticks(), {k: _group_ns(p) for k, p in pids.items()},
                      usage.ru_utime + usage.ru_stime)
 
 
@@ -173,7 +184,7 @@ def _lua(call: Call) -> str:
 
 
 def run_wrk(call: Call, *, seconds: float, connections: int, cpu: int | None,
-            watch: dict[str, int]) -> LoadResult:
+            watch: dict[str, int | list[int]]) -> LoadResult:
     """`wrk -t1 -c<connections>` for `seconds` against `call`, pinned to `cpu`."""
     wrk = wrk_path()
     if wrk is None:

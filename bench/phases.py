@@ -1,5 +1,6 @@
-"""The measurements, each comparing the gateway with calling the fake upstream directly in the same run:
-latency at concurrency 1, throughput under wrk, streamed timing, and database statements under load."""
+"""The measurements with the fake upstream in its fast mode, each comparing every gateway path with calling the
+fake directly and with the other gateways in the same run, interleaved round by round: latency at concurrency 1,
+throughput under wrk, and latency and throughput while the database is slowed down."""
 
 from __future__ import annotations
 
@@ -7,16 +8,15 @@ import os
 import statistics
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from bench.client import Call, Connection, WaitProbe, content_deltas, time_calls, time_stream
-from bench.dbprobe import probed_gateway
+from bench.client import Call, Connection, WaitProbe, time_calls
+from bench.dbprobe import ProbeCounts
 from bench.load import LoadResult, run_wrk, task_ns
 from bench.report import percentile, summary_ms
 
-__all__ = ["Calls", "measure_database", "measure_latency", "measure_streams", "measure_throughput"]
+__all__ = ["Calls", "measure_latency", "measure_slowed_database", "measure_throughput", "probe_for", "rotated"]
 
 _PROMPT = "Say hi."
 _ANTHROPIC_VERSION = "2023-06-01"
@@ -30,6 +30,7 @@ class Calls:
     gateway_url: str
     api_key: str
     prompt: str = _PROMPT
+    suffix: str = ""  # appended to every gateway path's name: which gateway it is
 
     def _at(self, url: str) -> tuple[str, int]:
         parts = urlsplit(url)
@@ -48,16 +49,8 @@ class Calls:
         return Call("fake direct (openai)", *self._at(self.fake_url), "/openai/v1/chat/completions",
                     self._chat_body("gpt-4o-mini", stream), {"Authorization": f"Bearer {FAKE_KEYS['openai']}"})
 
-    def fake_anthropic(self) -> Call:
-        from tests.fakes.upstream import FAKE_KEYS
-
-        body = {"model": "claude-haiku-4-5-20251001", "max_tokens": 64,
-                "messages": [{"role": "user", "content": self.prompt}]}
-        return Call("fake direct (anthropic)", *self._at(self.fake_url), "/anthropic/v1/messages", body,
-                    {"x-api-key": FAKE_KEYS["anthropic"], "anthropic-version": _ANTHROPIC_VERSION})
-
     def chat(self, model: str = "openai/gpt-4o-mini", *, stream: bool = False, name: str = "") -> Call:
-        return Call(name or "chat passthrough", *self._at(self.gateway_url), "/v1/chat/completions",
+        return Call((name or "chat passthrough") + self.suffix, *self._at(self.gateway_url), "/v1/chat/completions",
                     self._chat_body(model, stream), {"Authorization": f"Bearer {self.api_key}"})
 
     def messages(self, model: str = "openai/gpt-4o-mini", *, stream: bool = False, name: str = "") -> Call:
@@ -65,7 +58,7 @@ class Calls:
                                 "messages": [{"role": "user", "content": self.prompt}]}
         if stream:
             body["stream"] = True
-        return Call(name or "messages -> openai", *self._at(self.gateway_url), "/v1/messages", body,
+        return Call((name or "messages -> openai") + self.suffix, *self._at(self.gateway_url), "/v1/messages", body,
                     {"x-api-key": self.api_key, "anthropic-version": _ANTHROPIC_VERSION})
 
 
@@ -75,72 +68,77 @@ class Calls:
 _SHARED_CORE_FLOOR_NS = 1_000_000
 
 
-def _probe(pids: dict[str, int]) -> WaitProbe:
-    return WaitProbe({pids["gateway"]: 0, pids["fake"]: _SHARED_CORE_FLOOR_NS, os.getpid(): _SHARED_CORE_FLOOR_NS})
+def probe_for(gateway_pid: int | None, fake_pid: int) -> WaitProbe:
+    """Run-queue waits of a call's critical path: the gateway serving it (every wait counts, less the CPU its
+    own other threads took meanwhile, e.g. the usage-log writer), the fake and this client (waits over 1 ms)."""
+    tids = {fake_pid: _SHARED_CORE_FLOOR_NS, os.getpid(): _SHARED_CORE_FLOOR_NS}
+    if gateway_pid is None:
+        return WaitProbe(tids)
+    return WaitProbe({gateway_pid: 0, **tids}, own_threads=gateway_pid)
 
 
-def _rotated(names: list[str], turn: int) -> list[str]:
+def rotated(names: list[Any], turn: int) -> list[Any]:
     shift = turn % len(names)
     return names[shift:] + names[:shift]
 
 
-def measure_latency(calls: Calls, *, rounds: int, per_round: int, warmup: int,
-                    pids: dict[str, int]) -> dict[str, Any]:
+def measure_latency(paths: dict[str, Call], reference: dict[str, str], *, server_pid: dict[str, int],
+                    fake_pid: int, rounds: int, per_round: int, warmup: int) -> dict[str, Any]:
     """Sequential requests, one keep-alive connection per path, the paths interleaved round by round.
 
-    Besides the raw latencies, each request's `net` latency leaves out the time other processes on the
-    shared machine kept the gateway, the fake or this client off a CPU (see `WaitProbe`); the gateway's CPU
-    time per request is summed per path.
+    `reference[path]` is the direct path a gateway path is compared with; `server_pid[path]` the process that
+    serves it (the fake for direct paths), whose CPU time per request is reported. Besides the raw latencies,
+    each request's `net` latency leaves out the time other processes kept the gateway, the fake or this client
+    off a CPU (see `WaitProbe`).
     """
-    paths = {
-        "fake direct (openai)": calls.fake_openai(),
-        "chat passthrough": calls.chat(),
-        "messages -> openai": calls.messages(),
-        "fake direct (anthropic)": calls.fake_anthropic(),
-        "chat -> anthropic": calls.chat("anthropic/claude-haiku-4.5", name="chat -> anthropic"),
-    }
-    reference = {"chat passthrough": "fake direct (openai)", "messages -> openai": "fake direct (openai)",
-                 "chat -> anthropic": "fake direct (anthropic)"}
     connections = {name: Connection(call.host, call.port) for name, call in paths.items()}
     payloads = {name: call.payload() for name, call in paths.items()}
-    probe = _probe(pids)
     samples: dict[str, list[list[int]]] = {name: [] for name in paths}
     net: dict[str, list[list[int]]] = {name: [] for name in paths}
-    gateway_ns = dict.fromkeys(paths, 0)
+    server_ns = dict.fromkeys(paths, 0)
+    probes: dict[str, WaitProbe] = {}
     try:
         for name in paths:
             time_calls(connections[name], payloads[name], warmup)
+        # After the warm-up, so that the gateways' worker threads exist and are known to the probes.
+        by_pid = {pid: probe_for(None if pid == fake_pid else pid, fake_pid) for pid in set(server_pid.values())}
+        probes = {name: by_pid[server_pid[name]] for name in paths}
         for turn in range(rounds):
-            for name in _rotated(list(paths), turn):
-                cpu_before = task_ns(pids["gateway"])[0]
-                latencies, waits = time_calls(connections[name], payloads[name], per_round, probe)
-                gateway_ns[name] += task_ns(pids["gateway"])[0] - cpu_before
+            for name in rotated(list(paths), turn):
+                cpu_before = task_ns(server_pid[name])[0]
+                latencies, waits = time_calls(connections[name], payloads[name], per_round, probes[name])
+                server_ns[name] += task_ns(server_pid[name])[0] - cpu_before
                 samples[name].append(latencies)
                 net[name].append([max(lat - wait, 0) for lat, wait in zip(latencies, waits, strict=True)])
     finally:
-        probe.close()
+        for probe in set(probes.values()):
+            probe.close()
         for connection in connections.values():
             connection.close()
     stats: dict[str, dict[str, Any]] = {}
     for name, batches in samples.items():
         pooled = [v for batch in batches for v in batch]
         stats[name] = {**summary_ms(pooled), "net": summary_ms([v for batch in net[name] for v in batch]),
-                       "gateway_cpu_ms": round(gateway_ns[name] / 1e6 / len(pooled), 4)}
+                       "server_cpu_ms": round(server_ns[name] / 1e6 / len(pooled), 4)}
     added = {}
     for name, direct in reference.items():
-        by_round_p50 = _added_by_round(samples[name], samples[direct], 50)
-        by_round_p99 = _added_by_round(samples[name], samples[direct], 99)
+        by_round = {q: _added_by_round(samples[name], samples[direct], q) for q in (50, 99)}
+        net_by_round = {q: _added_by_round(net[name], net[direct], q) for q in (50, 99)}
         added[name] = {"p50": round(stats[name]["p50"] - stats[direct]["p50"], 4),
                        "p99": round(stats[name]["p99"] - stats[direct]["p99"], 4),
                        "net_p50": round(stats[name]["net"]["p50"] - stats[direct]["net"]["p50"], 4),
                        "net_p99": round(stats[name]["net"]["p99"] - stats[direct]["net"]["p99"], 4),
                        # Robust to a minority of rounds disturbed by other processes in ways the wait probe
                        # cannot see (the other core's neighbours, the host): the median round.
-                       "median_round_net_p50": round(statistics.median(_added_by_round(net[name], net[direct], 50)), 4),
-                       "median_round_net_p99": round(statistics.median(_added_by_round(net[name], net[direct], 99)), 4),
-                       "round_p50_range": [round(min(by_round_p50), 4), round(max(by_round_p50), 4)],
-                       "round_p99_range": [round(min(by_round_p99), 4), round(max(by_round_p99), 4)]}
-    return {"rounds": rounds, "per_round": per_round, "paths": stats, "added": added}
+                       "median_round_net_p50": round(statistics.median(net_by_round[50]), 4),
+                       "median_round_net_p99": round(statistics.median(net_by_round[99]), 4),
+                       "round_p50": [round(v, 4) for v in by_round[50]],
+                       "round_p99": [round(v, 4) for v in by_round[99]],
+                       "round_net_p50": [round(v, 4) for v in net_by_round[50]],
+                       "round_net_p99": [round(v, 4) for v in net_by_round[99]]}
+    requests = {name: rounds * per_round + warmup for name in paths}
+    return {"rounds": rounds, "per_round": per_round, "warmup": warmup, "paths": stats, "added": added,
+            "requests": requests}
 
 
 def _added_by_round(gateway: list[list[int]], direct: list[list[int]], q: float) -> list[float]:
@@ -148,159 +146,135 @@ def _added_by_round(gateway: list[list[int]], direct: list[list[int]], q: float)
     return [(percentile(g, q) - percentile(d, q)) / 1e6 for g, d in zip(gateway, direct, strict=True)]
 
 
-def measure_throughput(calls: Calls, *, rounds: int, seconds: float, connections: int, client_cpu: int | None,
-                       gateway_cpu: int | None, watch: dict[str, int]) -> dict[str, Any]:
-    """wrk against the fake alone and each gateway path, the paths interleaved round by round."""
-    paths = {
-        "fake direct": calls.fake_openai(),
-        "chat passthrough": calls.chat(),
-        "messages -> openai": calls.messages(),
-        "chat -> anthropic": calls.chat("anthropic/claude-haiku-4.5", name="chat -> anthropic"),
-        "chat stream passthrough": calls.chat(stream=True, name="chat stream passthrough"),
-        "messages stream -> openai": calls.messages(stream=True, name="messages stream -> openai"),
-    }
+def measure_throughput(paths: dict[str, Call], *, server: dict[str, str], watch: dict[str, int | list[int]],
+                       rounds: int, seconds: float, connections: int, client_cpu: int | None,
+                       gateway_cpu: int | None, pause: float = 0.5) -> dict[str, Any]:
+    """wrk against the fake alone and each gateway path, the paths interleaved round by round.
+
+    `server[path]` names the process serving it in `watch` (its CPU gives the capacity). A pause after each run
+    lets a gateway's usage log write its last batch before the next run starts on the same core.
+    """
 
     def run(name: str, duration: float) -> LoadResult:
         result = run_wrk(paths[name], seconds=duration, connections=connections, cpu=client_cpu, watch=watch)
         if result.errors or result.requests == 0:
             raise RuntimeError(f"{name}: {result.errors} errors in {result.requests} requests")
+        time.sleep(pause)
         return result
 
-    for name in paths:
-        run(name, 1)
+    warm = {name: run(name, 1).requests for name in paths}
     runs: dict[str, list[LoadResult]] = {name: [] for name in paths}
     for turn in range(rounds):
-        for name in _rotated(list(paths), turn):
+        for name in rotated(list(paths), turn):
             runs[name].append(run(name, seconds))
     median_rps = {name: statistics.median(r.rps for r in results) for name, results in runs.items()}
-    # What one process would serve with a core to itself: requests per second of its own CPU time. The
-    # machine is shared, so the gateway rarely gets all of core 0; this figure is immune to that (though
-    # not to the cache and frequency effects of sharing, which make it slightly pessimistic).
-    server = {name: "fake" if name == "fake direct" else "gateway" for name in paths}
-    capacity = {name: statistics.median(r.rps * 100.0 / max(r.cpu[server[name]], 1e-9) for r in results)
-                for name, results in runs.items()}
+
+    # What one process would serve with a core to itself: requests per second of its own CPU time (all its
+    # threads, the usage-log writer's included). The machine is shared, so the gateway rarely gets all of
+    # core 0; this figure is immune to that (though not to the cache and frequency effects of sharing, which
+    # make it slightly pessimistic).
+    def capacity_of(r: LoadResult, name: str) -> float:
+        return r.rps * 100.0 / max(r.cpu[server[name]], 1e-9)
+
+    capacity = {name: statistics.median(capacity_of(r, name) for r in results) for name, results in runs.items()}
+    round_capacity = {name: [round(capacity_of(r, name)) for r in results] for name, results in runs.items()}
     cpu_us = {name: round(1e6 / value, 1) for name, value in capacity.items()}
-    gateway_runs = [r for name, results in runs.items() if name != "fake direct" for r in results]
-    fastest = max(median_rps[name] for name in paths if name != "fake direct")
-    headroom = median_rps["fake direct"] / fastest
+    gateway_runs = [r for name, results in runs.items() if server[name] != "fake" for r in results]
+    fastest = max(median_rps[name] for name in paths if server[name] != "fake")
+    fake_rps = next(median_rps[name] for name in paths if server[name] == "fake")
+    headroom = fake_rps / fastest
     client_side = max(r.cpu.get("fake", 0.0) + r.cpu.get("wrk", 0.0) for r in gateway_runs)
-    load_side = {"fake_direct_rps": median_rps["fake direct"], "headroom": round(headroom, 2),
-                 "max_fake_plus_wrk_pct": client_side,
+    load_side = {"fake_direct_rps": fake_rps, "headroom": round(headroom, 2), "max_fake_plus_wrk_pct": client_side,
                  "verdict": "not the limit" if headroom >= 2 and client_side < 60 else "MAY BE THE LIMIT"}
     median_runs = {name: min(results, key=lambda r: abs(r.rps - median_rps[name])).as_dict()
                    for name, results in runs.items()}
+    requests = {name: warm[name] + sum(r.requests for r in results) for name, results in runs.items()}
     return {"rounds": rounds, "seconds": seconds, "connections": connections, "client_cpu": client_cpu,
-            "gateway_cpu": gateway_cpu, "median_rps": median_rps, "median_runs": median_runs,
+            "gateway_cpu": gateway_cpu, "server": server, "median_rps": median_rps, "median_runs": median_runs,
             "capacity_rps": {name: round(value) for name, value in capacity.items()}, "cpu_us_per_request": cpu_us,
-            "load_side": load_side,
+            "round_rps": {name: [r.rps for r in results] for name, results in runs.items()},
+            "round_capacity": round_capacity, "load_side": load_side, "requests": requests,
             "runs": {name: [r.as_dict() for r in results] for name, results in runs.items()}}
 
 
-def measure_streams(fake_url: str, gateway_url: str, api_key: str, *, pace_ms: int, rounds: int,
-                    per_round: dict[str, int], pids: dict[str, int]) -> dict[str, Any]:
-    """Streamed requests to the fake in its normal mode (each SSE frame its own write), in two variants
-    interleaved round by round: `back-to-back` frames, and frames `paced` `pace_ms` apart. Every text
-    delta's arrival is timed.
+def measure_slowed_database(call: Call, counts: ProbeCounts, *, gateway_pid: int, fake_pid: int, delay_ms: float,
+                            rounds: int, per_round: int, wrk_seconds: float, client_cpu: int | None,
+                            watch: dict[str, int | list[int]]) -> dict[str, Any]:
+    """The same gateway with its database as is and with every SQL execution delayed by `delay_ms` (in whatever
+    thread runs it), alternated round by round at concurrency 1, then two wrk runs each.
 
-    `first_byte` is the response head, `first_event` the first body byte (the gateway sends its head only
-    with the first event, so that an upstream failing before it still gets a real HTTP status), `net` leaves
-    out the time other processes kept the gateway, the fake or this client off a CPU before that first event.
-    Pacing leaves both cores idle between frames, and code that runs on a core that has just been idle runs
-    slower (caches, the hypervisor): the fake's own first byte comes about 0.3 ms later when paced, so the
-    paced first-event figures include that effect on the gateway's side too.
+    A query on a request's path would add at least `delay_ms` to each request; queries in the usage log's
+    writer and the caches' refreshers only make those run slower.
     """
-    prompts = {"back-to-back": _PROMPT, "paced": f"{_PROMPT} [scenario:slow:{pace_ms}]"}
-    calls: dict[tuple[str, str], Call] = {}
-    for variant, prompt in prompts.items():
-        built = Calls(fake_url, gateway_url, api_key, prompt=prompt)
-        calls[variant, "fake direct (openai)"] = built.fake_openai(stream=True)
-        calls[variant, "chat stream passthrough"] = built.chat(stream=True, name="chat stream passthrough")
-        calls[variant, "messages stream -> openai"] = built.messages(stream=True, name="messages stream -> openai")
-    connections = {key: Connection(call.host, call.port) for key, call in calls.items()}
-    payloads = {key: call.payload() for key, call in calls.items()}
-    probe = _probe(pids)
-    series: dict[tuple[str, str], dict[str, list[int]]] = {
-        key: {"first_byte": [], "first_event": [], "first_event_net": [], "gap": [], "total": []} for key in calls
-    }
-    deltas: dict[tuple[str, str], int] = {}
-    try:
-        for key in calls:
-            for _ in range(3):
-                time_stream(connections[key], payloads[key])
-        for turn in range(rounds):
-            for key in _rotated(list(calls), turn):
-                for _ in range(per_round[key[0]]):
-                    timing = time_stream(connections[key], payloads[key], probe)
-                    times = content_deltas(timing)
-                    deltas[key] = len(times)
-                    out = series[key]
-                    out["first_byte"].append(timing.first_byte)
-                    out["first_event"].append(timing.pieces[0][0])
-                    out["first_event_net"].append(max(timing.pieces[0][0] - timing.waited_before_first_piece, 0))
-                    out["gap"].extend(b - a for a, b in zip(times, times[1:]))
-                    out["total"].append(timing.end)
-    finally:
-        probe.close()
-        for connection in connections.values():
-            connection.close()
-    variants: dict[str, Any] = {}
-    for variant in prompts:
-        stats: dict[str, dict[str, Any]] = {
-            name: {**{k: summary_ms(values) for k, values in out.items()}, "text_deltas": deltas[v, name]}
-            for (v, name), out in series.items() if v == variant
-        }
-        variants[variant] = {"requests": rounds * per_round[variant], "paths": stats, "added": _stream_added(stats)}
-    return {"pace_ms": pace_ms, "variants": variants}
-
-
-def _stream_added(stats: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Each gateway path's stream figures minus the direct path's."""
-    direct = stats["fake direct (openai)"]
-    added = {}
-    for name, row in stats.items():
-        if name == "fake direct (openai)":
-            continue
-        added[name] = {f"{key}_{q}": round(row[key][q] - direct[key][q], 4)
-                       for key, q in (("first_byte", "p50"), ("first_event", "p50"), ("first_event", "p99"),
-                                      ("first_event_net", "p50"), ("first_event_net", "p99"), ("gap", "p50"),
-                                      ("gap", "p99"), ("total", "p50"))}
-    return added
-
-
-def measure_database(fake_url: str, workdir: Path, config: dict[str, Any], *, seconds: float,
-                     gateway_cpu: int | None, client_cpu: int | None) -> dict[str, Any]:
-    """SQL statements the gateway runs while idle vs under load of equal length (see bench/dbprobe.py)."""
-    with probed_gateway(config, workdir, cpu=gateway_cpu) as (url, api_key, pid, counts):
-        calls = Calls(fake_url, url, api_key)
-        loads = [calls.chat(), calls.messages()]
-        for call in loads:  # the first use of the key loads it into the cache: one expected lookup
-            with Connection(call.host, call.port) as connection:
-                time_calls(connection, call.payload(), 20)
-        time.sleep(1.0)
+    variants = {"normal": 0.0, "slowed": delay_ms}
+    samples: dict[str, list[int]] = {v: [] for v in variants}
+    net: dict[str, list[int]] = {v: [] for v in variants}
+    round_p50: dict[str, list[float]] = {v: [] for v in variants}
+    round_net_p50: dict[str, list[float]] = {v: [] for v in variants}
+    during: dict[str, Any] = {}
+    slowed_sql = 0
+    with Connection(call.host, call.port) as connection:
+        payload = call.payload()
+        time_calls(connection, payload, 100)
+        probe = probe_for(gateway_pid, fake_pid)
+        try:
+            for turn in range(rounds):
+                for variant in rotated(list(variants), turn):
+                    counts.slow_database(variants[variant])
+                    before = counts.read()
+                    latencies, waits = time_calls(connection, payload, per_round, probe)
+                    # The batch this round queued is written after up to 200 ms, at the round's delay.
+                    time.sleep(0.35 + 6 * variants[variant] / 1000)
+                    if variant == "slowed":
+                        slowed_sql += (counts.read() - before).totals["executions"]
+                    nets = [max(lat - wait, 0) for lat, wait in zip(latencies, waits, strict=True)]
+                    samples[variant].extend(latencies)
+                    net[variant].extend(nets)
+                    round_p50[variant].append(percentile(latencies, 50) / 1e6)
+                    round_net_p50[variant].append(percentile(nets, 50) / 1e6)
+        finally:
+            probe.close()
+    wrk: dict[str, Any] = {}
+    # Two runs each, in the order normal, slowed, slowed, normal: a drift of the machine's load during the
+    # four runs weighs on both variants alike.
+    for variant in [*variants, *reversed(variants)]:
+        counts.slow_database(variants[variant])
         before = counts.read()
-        if not before:
-            raise RuntimeError("the statement counter saw nothing, not even the key's first load: probe broken")
-        started = time.monotonic()
-        time.sleep(seconds)
-        idle_seconds = time.monotonic() - started
-        idle = counts.read()
-        started = time.monotonic()
-        requests = 0
-        for call in loads:
-            requests += run_wrk(call, seconds=max(1, round(seconds / len(loads))), connections=64, cpu=client_cpu,
-                                watch={"gateway": pid}).requests
-        load_seconds = time.monotonic() - started
-        after = counts.read()
-    idle_delta = idle - before
-    load_delta = after - idle
-    load_total = sum(load_delta.values())
-    per_request = round(load_total / max(requests, 1), 5)
-    return {
-        "idle_seconds": round(idle_seconds, 2), "idle_statements": sum(idle_delta.values()),
-        "load_seconds": round(load_seconds, 2), "load_statements": load_total, "load_requests": requests,
-        "per_request": per_request,
-        # Fewer than one statement per hundred requests: what remains is the key cache's periodic refresh.
-        "per_request_verdict": per_request < 0.01,
-        "load_statement_kinds": dict(load_delta.most_common(8)),
-        "idle_statement_kinds": dict(idle_delta.most_common(8)),
-    }
+        result = run_wrk(call, seconds=wrk_seconds, connections=64, cpu=client_cpu,
+                         watch={**watch, "gateway": gateway_pid})
+        time.sleep(0.5 + 6 * variants[variant] / 1000)
+        delta = counts.read() - before
+        if result.errors:
+            raise RuntimeError(f"slowed database, {variant}: {result.errors} errors")
+        batches, records = delta.usage_batches()
+        run = {"rps": result.rps, "capacity": result.rps * 100.0 / max(result.cpu["gateway"], 1e-9),
+               "p50_ms": result.p50_ms, "p99_ms": result.p99_ms, "requests": result.requests,
+               "sql_executions": delta.totals["executions"], "usage_batches": batches, "usage_records": records}
+        if variant not in wrk:
+            wrk[variant] = {**run, "runs": [result.as_dict()]}
+        else:
+            first = wrk[variant]
+            wrk[variant] = {key: (first[key] + value) / 2 if key in ("rps", "capacity", "p50_ms", "p99_ms")
+                            else first[key] + value for key, value in run.items()}
+            wrk[variant]["runs"] = [*first["runs"], result.as_dict()]
+        if variant == "slowed":
+            slowed_sql += delta.totals["executions"]
+    for row in wrk.values():
+        row["rps"], row["capacity"] = round(row["rps"], 1), round(row["capacity"])
+    counts.slow_database(0)
+    for variant in variants:
+        during[variant] = {"latency": summary_ms(samples[variant]), "net": summary_ms(net[variant]), "wrk": wrk[variant]}
+    # Noise removed: the median over rounds of the slowed round's p50 minus the adjacent normal round's (net),
+    # and the capacity (req/s per CPU-second of the gateway) rather than the req/s it got on a shared machine.
+    change = {"p50": round(during["slowed"]["latency"]["p50"] - during["normal"]["latency"]["p50"], 4),
+              "p99": round(during["slowed"]["latency"]["p99"] - during["normal"]["latency"]["p99"], 4),
+              "net_p50": round(during["slowed"]["net"]["p50"] - during["normal"]["net"]["p50"], 4),
+              "median_round_p50": round(statistics.median(
+                  a - b for a, b in zip(round_p50["slowed"], round_p50["normal"], strict=True)), 4),
+              "median_round_net_p50": round(statistics.median(
+                  a - b for a, b in zip(round_net_p50["slowed"], round_net_p50["normal"], strict=True)), 4),
+              "rps_ratio": round(wrk["slowed"]["rps"] / wrk["normal"]["rps"], 3),
+              "capacity_ratio": round(wrk["slowed"]["capacity"] / max(wrk["normal"]["capacity"], 1), 3)}
+    return {"delay_ms": delay_ms, "rounds": rounds, "per_round": per_round, "variants": during, "change": change,
+            "slowed_sql_executions": slowed_sql,
+            "requests": 100 + 2 * rounds * per_round + sum(w["requests"] for w in wrk.values())}
