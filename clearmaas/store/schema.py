@@ -6,7 +6,7 @@ build the database). Money is integer micro-dollars; times are timezone-aware UT
 
 from __future__ import annotations
 
-import secrets
+import os
 import string
 from datetime import UTC, datetime
 from typing import Any
@@ -64,7 +64,14 @@ _ID_ALPHABET = string.ascii_letters + string.digits
 def new_id(kind: str) -> str:
     """A primary key such as `key_3kTq…`: the kind, then 20 random base62 characters (about 119 bits),
     so ids can be made by any process without coordination."""
-    return f"{kind}_" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(20))
+    # One system call for all the randomness (20 `secrets.choice` calls cost ~19 us: one is made per
+    # reservation); 15 random bytes > 62**20, so the digits are uniform enough for an identifier.
+    number = int.from_bytes(os.urandom(15))
+    digits = []
+    for _ in range(20):
+        number, digit = divmod(number, 62)
+        digits.append(_ID_ALPHABET[digit])
+    return f"{kind}_" + "".join(digits)
 
 
 class UtcDateTime(TypeDecorator[datetime]):
