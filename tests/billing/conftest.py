@@ -2,40 +2,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 import redis
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from sqlalchemy import Engine
 
-from clearmaas.store.database import create_engine_for
 from clearmaas.store.migrate import upgrade
-from tests.store.postgres import scratch_postgres, sqlite_url
+from tests.store.postgres import scratch_postgres
 
 # A database number of its own, and a fresh key prefix per test, so nothing collides with other suites.
 REDIS_URL = "redis://127.0.0.1:6379/9"
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A migrated database, once on SQLite and once on PostgreSQL."""
-    if request.param == "sqlite":
-        url = sqlite_url(tmp_path)
-        upgrade(url)
-        yield url
-    else:
-        with scratch_postgres() as url:
-            upgrade(url)
-            yield url
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    created = create_engine_for(db_url)
-    yield created
-    created.dispose()
 
 
 @pytest.fixture

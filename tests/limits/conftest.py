@@ -2,51 +2,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from sqlalchemy import Engine
 
 from clearmaas.limits import Counter, LimitCache, Limiter, MemoryCounter
 from clearmaas.limits.redis_counter import RedisCounter
-from clearmaas.store.database import create_engine_for
-from clearmaas.store.migrate import upgrade
-from tests.store.postgres import scratch_postgres, sqlite_url
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 HOUR = 3600
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A migrated database, once on SQLite and once on PostgreSQL."""
-    if request.param == "sqlite":
-        url = sqlite_url(tmp_path)
-        upgrade(url)
-        yield url
-    else:
-        with scratch_postgres() as url:
-            upgrade(url)
-            yield url
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    created = create_engine_for(db_url)
-    yield created
-    created.dispose()
-
-
-@pytest.fixture
-def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
-    url = sqlite_url(tmp_path)
-    upgrade(url)
-    created = create_engine_for(url)
-    yield created
-    created.dispose()
 
 
 @pytest.fixture
