@@ -1,13 +1,20 @@
 """The usage log: one row per request, written off the hot path in batches, each batch in ONE transaction with
 its ledger charges and the balance and key-spend updates they imply.
 
-`UsageLog.put` waits for room when the bounded queue is full (back-pressure: records are never dropped to
-keep up). A single writer task takes up to `batch_size` records or whatever arrived within `max_delay`,
-writes them in a worker thread with synchronous SQLAlchemy, and between batches runs the book's periodic
-work (`maintain`), so a balance is never re-read while a batch of this process is half committed.
+`UsageLog.offer` queues a record without waiting when there is room; `UsageLog.put` waits for room when the
+bounded queue is full (back-pressure: records are never dropped to keep up). A single writer task wakes twice
+a batch, not once a record: at the first record, and when `batch_size` records are queued or `max_delay` has
+passed. It writes the batch in a worker thread, and between batches runs the book's periodic work
+(`maintain`), so a balance is never re-read while a batch of this process is half committed.
 
 Writing is idempotent on `request_id`: a batch retried after an ambiguous failure (the commit happened but
 its acknowledgement was lost) skips the records already stored, so nothing is charged twice.
+
+The worker thread shares the core (and the GIL) with the event loop, so every microsecond it spends on a
+record is taken from serving requests (bench/README.md, "Where the time goes"). It therefore bypasses
+SQLAlchemy's per-row bind processing: on SQLite each record becomes one tuple for the driver's
+`executemany`; on PostgreSQL the whole batch is one JSON document (orjson) that a single statement unpacks,
+stores, charges and summarises. Both store exactly what the `schema.py` tables would.
 """
 
 from __future__ import annotations
@@ -18,16 +25,15 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import orjson
-from sqlalchemy import Engine, bindparam, select, update
-from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy import Connection, Dialect, Engine
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError, StatementError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from clearmaas.billing.book import Charge
-from clearmaas.store.schema import api_keys, ledger_entries, usage_records, workspaces
 
 __all__ = ["UsageItem", "UsageLog", "write_batch"]
 
@@ -91,57 +97,211 @@ class UsageItem:
 
 _ROW_FIELDS = tuple(f.name for f in fields(UsageItem) if f.name != "book_charged")
 
+# The `usage_records` columns in the order of `_values`; tests/billing/test_usage_log_sql.py checks it names
+# every column of the table.
+_COLUMNS: Final = (
+    "request_id", "created_at", "workspace_id", "key_id", "requested_model", "served_model", "router",
+    "fallback_level", "endpoint", "stream", "status", "error_code", "input_tokens", "cache_read_tokens",
+    "cache_write_tokens", "output_tokens", "reasoning_tokens", "server_tool_calls", "cost_micros", "latency_ms",
+    "ttft_ms", "client_disconnected",
+)  # fmt: skip
+_REQUEST, _CREATED, _WORKSPACE, _KEY = 0, 1, 2, 3
+_COST = _COLUMNS.index("cost_micros")
+# SQLAlchemy's SQLite storage format for DateTime (sqlalchemy.dialects.sqlite.DATETIME).
+_SQLITE_TIME: Final = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
+
+
+class _SomeStored(Exception):
+    """A batch holds records stored before (a retry): roll back and write only the new ones."""
+
+
+def _utc(moment: datetime) -> datetime:
+    # As `UtcDateTime.process_bind_param`.
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    return moment.astimezone(UTC)
+
+
+def _sqlite_time(moment: datetime) -> str:
+    """The text a `UtcDateTime` column holds on SQLite: the UTC time, no offset, six fractional digits."""
+    if moment.tzinfo is not UTC:
+        moment = _utc(moment)
+    return _SQLITE_TIME % (
+        moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second, moment.microsecond
+    )
+
+
+def _values(item: UsageItem) -> tuple[Any, ...]:
+    """The record's `usage_records` values for SQLite, as `UsageItem.row` and the ORM would bind them. Text
+    longer than its column is cut (the widths of `_WIDTHS`); `x and x[:n]` keeps None as it is."""
+    tools = item.server_tool_calls
+    return (
+        item.request_id[:64],
+        _sqlite_time(item.created_at),
+        item.workspace_id and item.workspace_id[:32],
+        item.key_id and item.key_id[:32],
+        item.requested_model and item.requested_model[:200],
+        item.served_model and item.served_model[:200],
+        item.router and item.router[:64],
+        item.fallback_level,
+        item.endpoint[:32],
+        int(item.stream),
+        item.status,
+        item.error_code and item.error_code[:64],
+        item.input_tokens,
+        item.cache_read_tokens,
+        item.cache_write_tokens,
+        item.output_tokens,
+        item.reasoning_tokens,
+        orjson.dumps(tools).decode() if tools else None,
+        item.cost_micros,
+        item.latency_ms,
+        item.ttft_ms,
+        int(item.client_disconnected),
+    )
+
+
+def _unfit(exc: Exception) -> StatementError:
+    # What SQLAlchemy's bind processing raises for such a value, so `UsageLog` isolates the record.
+    return StatementError(f"a usage record cannot be stored: {exc}", None, None, exc)
+
+
+_INSERT: Final = f"INSERT INTO usage_records ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+_LEDGER: Final = (
+    "INSERT INTO ledger_entries (workspace_id, kind, amount_micros, request_id, key_id, created_at) "
+    "VALUES (?, 'charge', ?, ?, ?, ?)"
+)
+_BALANCE: Final = "UPDATE workspaces SET balance_micros = balance_micros - {mark} WHERE id = {mark}"
+_SPEND: Final = "UPDATE api_keys SET spent_micros = spent_micros + {mark} WHERE id = {mark}"
+_IN_CHUNK: Final = 500  # ids per `IN (...)`, well under SQLite's bound-parameter limit
+
+
+def _write_sqlite(engine: Engine, items: list[UsageItem]) -> int:
+    """The first attempt inserts every record, skipping none; a record already stored (a retried batch) shows
+    in the row count, and the batch is done again with only the records not stored yet."""
+    try:
+        rows = [_values(item) for item in items]
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise _unfit(exc) from exc
+    try:
+        with engine.begin() as connection:
+            inserted = connection.exec_driver_sql(_INSERT + " ON CONFLICT (request_id) DO NOTHING", rows)
+            if inserted.rowcount != len(rows):
+                raise _SomeStored
+            _charge_sqlite(connection, rows)
+        return len(rows)
+    except _SomeStored:
+        pass
+    with engine.begin() as connection:
+        # Read before the write lock is taken: a record another process stores in between fails this batch on
+        # the primary key (and `UsageLog` writes its records one by one); it can never be charged twice.
+        ids = [row[_REQUEST] for row in rows]
+        stored: set[str] = set()
+        for start in range(0, len(ids), _IN_CHUNK):
+            chunk = tuple(ids[start : start + _IN_CHUNK])
+            query = f"SELECT request_id FROM usage_records WHERE request_id IN ({', '.join('?' * len(chunk))})"
+            stored.update(request_id for (request_id,) in connection.exec_driver_sql(query, chunk))
+        new = [row for row in rows if row[_REQUEST] not in stored]
+        if new:
+            connection.exec_driver_sql(_INSERT, new)
+            _charge_sqlite(connection, new)
+    return len(new)
+
+
+def _charge_sqlite(connection: Connection, rows: list[tuple[Any, ...]]) -> None:
+    charged = [row for row in rows if row[_COST] and row[_WORKSPACE] is not None]
+    if not charged:
+        return
+    connection.exec_driver_sql(
+        _LEDGER, [(row[_WORKSPACE], -row[_COST], row[_REQUEST], row[_KEY], row[_CREATED]) for row in charged]
+    )
+    by_workspace: dict[str, int] = defaultdict(int)
+    by_key: dict[str, int] = defaultdict(int)
+    for row in charged:
+        by_workspace[row[_WORKSPACE]] += row[_COST]
+        if row[_KEY] is not None:
+            by_key[row[_KEY]] += row[_COST]
+    _update_totals(connection, by_workspace, by_key, "?")
+
+
+def _update_totals(connection: Connection, by_workspace: dict[str, int], by_key: dict[str, int], mark: str) -> None:
+    # Sorted, so concurrent writers (replicas) lock rows in the same order and cannot deadlock.
+    if by_workspace:
+        statement = _BALANCE.format(mark=mark)
+        connection.exec_driver_sql(statement, [(by_workspace[ws], ws) for ws in sorted(by_workspace)])
+    if by_key:
+        statement = _SPEND.format(mark=mark)
+        connection.exec_driver_sql(statement, [(by_key[key], key) for key in sorted(by_key)])
+
+
+# The batch as one JSON array of the items (orjson serialises the dataclasses in C, ~1 us a record), unpacked
+# by the server. Text is cut to its column's width as on SQLite; ON CONFLICT DO NOTHING skips the records an
+# earlier attempt stored, and RETURNING gives only the new ones to the ledger insert and to the totals the
+# writer then applies. `server_tool_calls` is a `json` field so its text is orjson's, as `UsageItem.row` stores.
+_PG_WRITE: Final = """
+WITH batch AS (
+    SELECT * FROM json_to_recordset(%s::json) AS item(
+        request_id text, created_at timestamptz, workspace_id text, key_id text, requested_model text,
+        served_model text, router text, fallback_level integer, endpoint text, stream boolean, status integer,
+        error_code text, input_tokens bigint, cache_read_tokens bigint, cache_write_tokens bigint,
+        output_tokens bigint, reasoning_tokens bigint, server_tool_calls json, cost_micros bigint,
+        latency_ms integer, ttft_ms integer, client_disconnected boolean)
+), new AS (
+    INSERT INTO usage_records (<columns>)
+    SELECT left(request_id, 64), created_at, left(workspace_id, 32), left(key_id, 32), left(requested_model, 200),
+        left(served_model, 200), left(router, 64), fallback_level, left(endpoint, 32), stream::integer, status,
+        left(error_code, 64), input_tokens, cache_read_tokens, cache_write_tokens, output_tokens,
+        reasoning_tokens, nullif(server_tool_calls::text, '{}'), cost_micros, latency_ms, ttft_ms,
+        client_disconnected::integer
+    FROM batch
+    ON CONFLICT (request_id) DO NOTHING
+    RETURNING request_id, created_at, workspace_id, key_id, cost_micros
+), charged AS (
+    INSERT INTO ledger_entries (workspace_id, kind, amount_micros, request_id, key_id, created_at)
+    SELECT workspace_id, 'charge', -cost_micros, request_id, key_id, created_at FROM new
+    WHERE cost_micros <> 0 AND workspace_id IS NOT NULL
+)
+SELECT workspace_id, key_id, count(*), sum(cost_micros)::bigint FROM new GROUP BY workspace_id, key_id
+""".replace("<columns>", ", ".join(_COLUMNS))
+
+
+def _write_postgres(engine: Engine, items: list[UsageItem]) -> int:
+    try:
+        if any(item.created_at.tzinfo is None for item in items):
+            # orjson would write it without an offset, and the server would read it in its own time zone.
+            raise ValueError("naive datetime given to a UTC column")
+        document = orjson.dumps(items).decode()
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise _unfit(exc) from exc
+    written = 0
+    by_workspace: dict[str, int] = defaultdict(int)
+    by_key: dict[str, int] = defaultdict(int)
+    with engine.begin() as connection:
+        for workspace_id, key_id, count, cost in connection.exec_driver_sql(_PG_WRITE, (document,)):
+            written += count
+            if cost and workspace_id is not None:
+                by_workspace[workspace_id] += cost
+                if key_id is not None:
+                    by_key[key_id] += cost
+        _update_totals(connection, by_workspace, by_key, "%s")
+    return written
+
 
 def write_batch(engine: Engine, items: Sequence[UsageItem]) -> int:
     """Store the records not stored yet, their charges, and the balance and spend changes, in one
     transaction; returns how many records were new."""
-    unique = list({item.request_id[:64]: item for item in reversed(items)}.values())
-    with engine.begin() as connection:
-        ids = [item.request_id[:64] for item in unique]
-        stored = set(
-            connection.execute(select(usage_records.c.request_id).where(usage_records.c.request_id.in_(ids))).scalars()
-        )
-        new = [item for item in unique if item.request_id[:64] not in stored]
-        if not new:
-            return 0
-        connection.execute(usage_records.insert(), [item.row() for item in new])
-        charged = [item for item in new if item.cost_micros and item.workspace_id is not None]
-        if charged:
-            connection.execute(
-                ledger_entries.insert(),
-                [
-                    {
-                        "workspace_id": item.workspace_id,
-                        "kind": "charge",
-                        "amount_micros": -item.cost_micros,
-                        "request_id": item.request_id[:64],
-                        "key_id": item.key_id,
-                        "created_at": item.created_at,
-                    }
-                    for item in charged
-                ],
-            )
-            by_workspace: dict[str, int] = defaultdict(int)
-            by_key: dict[str, int] = defaultdict(int)
-            for item in charged:
-                by_workspace[str(item.workspace_id)] += item.cost_micros
-                if item.key_id is not None:
-                    by_key[item.key_id] += item.cost_micros
-            # Sorted, so concurrent writers (replicas) lock rows in the same order and cannot deadlock.
-            connection.execute(
-                update(workspaces)
-                .where(workspaces.c.id == bindparam("target"))
-                .values(balance_micros=workspaces.c.balance_micros - bindparam("delta")),
-                [{"target": ws, "delta": by_workspace[ws]} for ws in sorted(by_workspace)],
-            )
-            if by_key:
-                connection.execute(
-                    update(api_keys)
-                    .where(api_keys.c.id == bindparam("target"))
-                    .values(spent_micros=api_keys.c.spent_micros + bindparam("delta")),
-                    [{"target": key, "delta": by_key[key]} for key in sorted(by_key)],
-                )
-    return len(new)
+    unique: dict[str, UsageItem] = {}
+    for item in items:
+        unique.setdefault(item.request_id[:64], item)  # the first of a repeated id, as the table keeps it
+    batch = list(unique.values())
+    if not batch:
+        return 0
+    name = engine.dialect.name
+    if name == "postgresql":
+        return _write_postgres(engine, batch)
+    if name == "sqlite":
+        return _write_sqlite(engine, batch)
+    raise NotImplementedError(f"usage records are written to SQLite or PostgreSQL, not {name}")
 
 
 class _Stop:
@@ -149,6 +309,11 @@ class _Stop:
 
 
 _STOP: Final = _Stop()
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class UsageLog:
@@ -160,6 +325,7 @@ class UsageLog:
         *,
         on_flushed: Callable[[list[Charge]], None] = lambda charges: None,
         maintain: Callable[..., Awaitable[None]] | None = None,
+        before_write: Callable[[], Awaitable[None]] | None = None,
         max_queue: int = 10_000,
         batch_size: int = 500,
         max_delay: float = 0.2,
@@ -171,8 +337,13 @@ class UsageLog:
         self._engine = engine
         self._on_flushed = on_flushed
         self._maintain = maintain
+        # The Redis book pushes the costs it holds, so the shared balance is charged before the database.
+        self._before_write = before_write
         self._queue: asyncio.Queue[UsageItem | _Stop] = asyncio.Queue(maxsize=max_queue)
         self._batch_size = batch_size
+        # A queue this long wakes a writer waiting for more records: a full batch, or a full queue if smaller
+        # (its producers are waiting).
+        self._full_batch = max(min(batch_size, max_queue) if max_queue > 0 else batch_size, 1)
         self._max_delay = max_delay
         self._maintain_interval = maintain_interval
         self._retry_delay = retry_delay
@@ -181,18 +352,38 @@ class UsageLog:
         self._stop_deadline: float | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        # The writer's sleep, and the queue length that ends it early (`_sleep`).
+        self._waiter: asyncio.Future[None] | None = None
+        self._wake_at = 1
         self.written = 0
 
     @property
     def pending(self) -> int:
         return self._queue.qsize()
 
+    def offer(self, item: UsageItem) -> bool:
+        """Queue a record if there is room, without waiting; False when the queue is full or the log has
+        stopped, and the caller then awaits `put(item)`."""
+        if self._closed:
+            return False
+        try:
+            self._queue.put_nowait(item)
+        except asyncio.QueueFull:
+            return False
+        if self._waiter is not None and self._queue.qsize() >= self._wake_at:
+            _wake(self._waiter)
+        return True
+
     async def put(self, item: UsageItem) -> None:
         """Queue a record, waiting while the queue is full. After `stop()`, write it directly."""
+        if self.offer(item):
+            return
         if self._closed:
             await self._write([item])
             return
         await self._queue.put(item)
+        if self._waiter is not None and self._queue.qsize() >= self._wake_at:
+            _wake(self._waiter)
 
     async def start(self) -> None:
         if self._task is None:
@@ -206,7 +397,11 @@ class UsageLog:
             return
         self._closed = True
         self._stop_deadline = time.monotonic() + self._stop_timeout
+        if self._waiter is not None:
+            _wake(self._waiter)  # a writer waiting for more records takes what is queued now
         await self._queue.put(_STOP)
+        if self._waiter is not None:
+            _wake(self._waiter)
         await task
         self._task = None
 
@@ -223,30 +418,40 @@ class UsageLog:
                 next_maintain = time.monotonic() + self._maintain_interval
 
     async def _collect(self, wait: float) -> tuple[list[UsageItem], bool]:
-        """Up to `batch_size` records: wait `wait` seconds for the first, then `max_delay` for more."""
-        try:
-            first = await asyncio.wait_for(self._queue.get(), timeout=wait) if wait > 0 else self._queue.get_nowait()
-        except (TimeoutError, asyncio.QueueEmpty):
-            return [], False
-        if isinstance(first, _Stop):
-            return [], True
-        batch = [first]
-        deadline = time.monotonic() + self._max_delay
+        """Up to `batch_size` records: wait up to `wait` seconds for the first, then `max_delay` for more
+        unless a full batch is queued sooner. Two wake-ups a batch (an `asyncio.wait_for(queue.get())` per
+        record made a task and a timer each, bench/README.md item 6)."""
+        queue = self._queue
+        if queue.empty():
+            await self._sleep(wait, 1)  # after `stop()` too: the writer ends at the stop marker, not before
+            if queue.empty():
+                return [], False
+        if not self._closed:
+            await self._sleep(self._max_delay, self._full_batch)
+        batch: list[UsageItem] = []
         while len(batch) < self._batch_size:
             try:
-                item = self._queue.get_nowait()
+                item = queue.get_nowait()
             except asyncio.QueueEmpty:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                try:
-                    item = await asyncio.wait_for(self._queue.get(), timeout=remaining)
-                except TimeoutError:
-                    break
+                break
             if isinstance(item, _Stop):
                 return batch, True
             batch.append(item)
         return batch, False
+
+    async def _sleep(self, timeout: float, wake_at: int) -> None:
+        """Sleep `timeout` seconds, or until the queue holds `wake_at` entries or `stop()` is called."""
+        if timeout <= 0 or self._queue.qsize() >= wake_at:
+            return
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        timer = loop.call_later(timeout, _wake, waiter)
+        self._waiter, self._wake_at = waiter, wake_at
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
 
     async def _run_maintain(self) -> None:
         if self._maintain is None:
@@ -259,6 +464,11 @@ class UsageLog:
     async def _write(self, batch: list[UsageItem]) -> None:
         """Write a batch, retrying while the database is unreachable. A batch the database refuses for its
         content is written record by record; a record refused alone is logged in full and dropped."""
+        if self._before_write is not None:
+            try:
+                await self._before_write()
+            except Exception:
+                log.warning("pushing settled costs before a usage batch failed", exc_info=True)
         delay = self._retry_delay
         while True:
             try:

@@ -207,3 +207,119 @@ async def test_maintenance_runs_between_batches_never_during_one(
     await log.stop()
     assert overlaps and not any(overlaps)
     assert money(engine, key)[0] == 60
+
+
+def recording_batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    sizes: list[int] = []
+
+    def recorded(engine: Engine, items: Sequence[UsageItem]) -> int:
+        sizes.append(len(items))
+        return write_batch(engine, items)
+
+    monkeypatch.setattr(usage_log, "write_batch", recorded)
+    return sizes
+
+
+async def test_a_burst_arriving_within_the_delay_is_written_as_one_batch(
+    sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = funded_key(sqlite_engine, balance_micros=10_000)
+    sizes = recording_batches(monkeypatch)
+    log = UsageLog(sqlite_engine, max_delay=0.5)
+    await log.start()
+    for _ in range(10):
+        await log.put(item(key, 1))
+        await asyncio.sleep(0.005)
+    while log.written < 10:
+        await asyncio.sleep(0.01)
+    await log.stop()
+    assert sizes == [10]
+
+
+async def test_a_full_batch_is_written_without_waiting_for_the_delay(
+    sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = funded_key(sqlite_engine, balance_micros=10_000)
+    sizes = recording_batches(monkeypatch)
+    log = UsageLog(sqlite_engine, batch_size=5, max_delay=30)
+    await log.start()
+    for _ in range(7):
+        assert log.offer(item(key, 1))
+    async with asyncio.timeout(5):
+        while log.written < 5:
+            await asyncio.sleep(0.01)
+        # The two left over are waiting for the delay; stopping writes them at once.
+        await log.stop()
+    assert sizes == [5, 2]
+    assert money(sqlite_engine, key)[:2] == (7, 7)
+
+
+async def test_a_full_queue_smaller_than_a_batch_wakes_the_writer(sqlite_engine: Engine) -> None:
+    key = funded_key(sqlite_engine, balance_micros=10_000)
+    log = UsageLog(sqlite_engine, max_queue=3, batch_size=500, max_delay=30)
+    await log.start()
+    async with asyncio.timeout(5):
+        for _ in range(8):
+            await log.put(item(key, 1))  # waits for room; the writer must not wait out its delay
+        while log.written < 6:
+            await asyncio.sleep(0.01)
+        await log.stop()
+    assert log.written == 8
+
+
+async def test_offer_queues_without_waiting_and_declines_when_full_or_stopped(sqlite_engine: Engine) -> None:
+    key = funded_key(sqlite_engine, balance_micros=10_000)
+    log = UsageLog(sqlite_engine, max_queue=2)
+    assert log.offer(item(key, 1)) and log.offer(item(key, 1))
+    refused = item(key, 1)
+    assert not log.offer(refused)
+    assert log.pending == 2
+    await log.start()
+    await log.put(refused)  # what a caller does when offer declines: wait for room
+    await log.stop()
+    assert log.written == 3
+    late = item(key, 1)
+    assert not log.offer(late)  # after stop: not queued (nothing would write it) ...
+    await log.put(late)  # ... put writes it directly
+    assert money(sqlite_engine, key)[:2] == (4, 4)
+
+
+async def test_maintenance_runs_while_no_record_arrives(sqlite_engine: Engine) -> None:
+    calls: list[bool] = []
+
+    async def maintain(*, refresh: bool) -> None:
+        calls.append(refresh)
+
+    log = UsageLog(sqlite_engine, maintain=maintain, maintain_interval=0.02)
+    await log.start()
+    async with asyncio.timeout(5):
+        while len(calls) < 3:
+            await asyncio.sleep(0.01)
+        await log.stop()
+    assert calls[:3] == [True, True, True]
+
+
+async def test_stop_during_a_write_does_not_wait_out_the_delay(
+    sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = funded_key(sqlite_engine, balance_micros=10_000)
+    gate = threading.Event()
+
+    def blocked(engine: Engine, items: Sequence[UsageItem]) -> int:
+        gate.wait(10)
+        return write_batch(engine, items)
+
+    monkeypatch.setattr(usage_log, "write_batch", blocked)
+    log = UsageLog(sqlite_engine, batch_size=5, max_delay=30)
+    await log.start()
+    for _ in range(5):
+        assert log.offer(item(key, 1))
+    while log.pending > 0:  # the writer has taken the batch and is stuck writing it
+        await asyncio.sleep(0.01)
+    for _ in range(2):
+        assert log.offer(item(key, 1))
+    stopping = asyncio.create_task(log.stop())
+    await asyncio.sleep(0.05)
+    gate.set()
+    await asyncio.wait_for(stopping, 5)
+    assert money(sqlite_engine, key)[:2] == (7, 7)
