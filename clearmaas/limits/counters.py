@@ -23,6 +23,7 @@ __all__ = [
     "WINDOW_SECONDS",
     "Admission",
     "Counter",
+    "LocalCounter",
     "MemoryCounter",
     "refusal",
     "refused_by",
@@ -47,6 +48,10 @@ NOT_COUNTED = Admission(window=None)
 class Counter(Protocol):
     """Counts requests and tokens per workspace and window; the `Limiter` decides which limits apply."""
 
+    async def start(self) -> None:
+        """Start background work, if the backend has any (called once by `Limiter.start`)."""
+        ...
+
     async def admit(self, workspace_id: str, limits: Limits, tokens: int) -> Admission:
         """Count one request and `tokens`, or raise `RateLimited` and count nothing."""
         ...
@@ -61,6 +66,22 @@ class Counter(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class LocalCounter(Protocol):
+    """The synchronous fast path a `Counter` may offer besides its async methods, for requests it can decide in
+    this process (always, in memory; from a leased allowance, with Redis). The `Limiter` uses it when the
+    counter has it: no coroutine, no task, no wake-up per request. Same rules as `admit` and `adjust`."""
+
+    def admit_now(self, workspace_id: str, limits: Limits, tokens: int) -> Admission | None:
+        """`admit` decided here: the admission, or `RateLimited` (counting nothing), or None when only the
+        backend can decide (the caller then awaits `admit`)."""
+        ...
+
+    def adjust_now(self, workspace_id: str, delta: int, *, window: int | None) -> bool:
+        """`adjust` done here (a shared counter may forward it in the background): True, or False when the
+        caller must await `adjust` instead."""
+        ...
 
 
 def retry_after_seconds(until_reset: float) -> int:
@@ -108,7 +129,7 @@ class _Window:
 class MemoryCounter:
     """Counters in this process only: exact within it, but N processes without Redis allow N times the
     limit. Check and increment run with no `await` between them, so concurrent requests on the event loop
-    cannot both take the last unit."""
+    cannot both take the last unit; it always decides locally (`LocalCounter`)."""
 
     def __init__(self, *, clock: Callable[[], float] = time.time, window_seconds: int = WINDOW_SECONDS) -> None:
         self._clock = clock
@@ -123,7 +144,7 @@ class MemoryCounter:
             state = self._windows[workspace_id] = _Window(index)
         return state
 
-    async def admit(self, workspace_id: str, limits: Limits, tokens: int) -> Admission:
+    def admit_now(self, workspace_id: str, limits: Limits, tokens: int) -> Admission:
         now = self._clock()
         state = self._current(workspace_id, now)
         which = refused_by(limits, state.requests, state.tokens, tokens)
@@ -134,11 +155,21 @@ class MemoryCounter:
         state.tokens += tokens
         return Admission(window=state.index, tokens=tokens)
 
-    async def adjust(self, workspace_id: str, delta: int, *, window: int | None) -> None:
+    async def admit(self, workspace_id: str, limits: Limits, tokens: int) -> Admission:
+        return self.admit_now(workspace_id, limits, tokens)
+
+    def adjust_now(self, workspace_id: str, delta: int, *, window: int | None) -> bool:
         state = self._current(workspace_id, self._clock())
         if delta < 0 and window is not None and window != state.index:
-            return
+            return True
         state.tokens = max(0, state.tokens + delta)
+        return True
+
+    async def adjust(self, workspace_id: str, delta: int, *, window: int | None) -> None:
+        self.adjust_now(workspace_id, delta, window=window)
+
+    async def start(self) -> None:
+        return None
 
     async def close(self) -> None:
         self._windows.clear()

@@ -3,7 +3,8 @@ workspace's keys, refused with `RateLimited` (429 with Retry-After) as operation
 
 Per request it reads the limits from the in-process `LimitCache` and counts in one backend: in-process
 counters by default, Redis when `redis_url` is set (then every process shares one budget). It never touches
-the database per request.
+the database per request. `admit_now` and `adjust_now` are the synchronous fast path (no coroutine) for what
+the counter decides in this process; `admit` and `adjust` do the same and await the backend otherwise.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 from sqlalchemy import Engine
 
 from clearmaas.limits.cache import LimitCache
-from clearmaas.limits.counters import NOT_COUNTED, Admission, Counter, MemoryCounter
+from clearmaas.limits.counters import NOT_COUNTED, Admission, Counter, LocalCounter, MemoryCounter
 from clearmaas.settings import Settings
 
 __all__ = ["Limiter"]
@@ -27,6 +28,10 @@ class Limiter:
     def __init__(self, counter: Counter, cache: LimitCache) -> None:
         self.counter = counter
         self.limits = cache
+        # The counter's synchronous fast path (`LocalCounter`), when it has one.
+        fast = hasattr(counter, "admit_now") and hasattr(counter, "adjust_now")
+        local: LocalCounter | None = counter if fast else None  # type: ignore[assignment]
+        self._local = local
 
     @classmethod
     def from_settings(cls, settings: Settings, engine: Engine) -> Limiter:
@@ -49,12 +54,24 @@ class Limiter:
         return cls(counter, LimitCache(engine))
 
     async def start(self) -> None:
-        """Load every workspace's limits (one query) and refresh them about every second."""
+        """Load every workspace's limits (one query) and refresh them about every second; start the
+        counter's background work (the Redis counter's settling tick)."""
         await self.limits.start()
+        await self.counter.start()
 
     async def stop(self) -> None:
         await self.limits.stop()
         await self.counter.close()
+
+    def admit_now(self, workspace_id: str, *, tokens: int) -> Admission | None:
+        """`admit` without a coroutine when it can be decided in this process: the `Admission`, or
+        `RateLimited`, or None when the counter's backend must decide (then await `admit`)."""
+        limits = self.limits.get(workspace_id)
+        if limits.unlimited:
+            return NOT_COUNTED
+        if self._local is None:
+            return None
+        return self._local.admit_now(workspace_id, limits, tokens if tokens > 0 else 0)
 
     async def admit(self, workspace_id: str, *, tokens: int) -> Admission:
         """Count one request and `tokens` (its estimated input plus its maximum output) in the workspace's
@@ -64,7 +81,26 @@ class Limiter:
         limits = self.limits.get(workspace_id)
         if limits.unlimited:
             return NOT_COUNTED
-        return await self.counter.admit(workspace_id, limits, max(0, tokens))
+        tokens = max(0, tokens)
+        if self._local is not None:
+            admission = self._local.admit_now(workspace_id, limits, tokens)
+            if admission is not None:
+                return admission
+        return await self.counter.admit(workspace_id, limits, tokens)
+
+    def adjust_now(
+        self, workspace_id: str, *, estimated: int, actual: int, admission: Admission | None = None
+    ) -> bool:
+        """`adjust` without a coroutine: True when done (or nothing to do), False when the caller must await
+        `adjust` instead."""
+        delta = actual - estimated
+        if delta == 0 or (admission is not None and admission.window is None):
+            return True
+        if self.limits.get(workspace_id).tpm is None:
+            return True
+        if self._local is None:
+            return False
+        return self._local.adjust_now(workspace_id, delta, window=None if admission is None else admission.window)
 
     async def adjust(
         self, workspace_id: str, *, estimated: int, actual: int, admission: Admission | None = None
@@ -76,9 +112,7 @@ class Limiter:
         later window it would grant that window budget nobody spent in it. Without the `admission` the
         window is unknown and unused estimate is given back to the current window, never below zero.
         """
+        if self.adjust_now(workspace_id, estimated=estimated, actual=actual, admission=admission):
+            return
         delta = actual - estimated
-        if delta == 0 or (admission is not None and admission.window is None):
-            return
-        if self.limits.get(workspace_id).tpm is None:
-            return
         await self.counter.adjust(workspace_id, delta, window=None if admission is None else admission.window)

@@ -1,30 +1,44 @@
-"""Request and token counters in Redis, shared by every gateway process: one Lua script per admission
-checks both limits and counts both or neither, so N processes together admit at most the limit.
+"""Request and token counters in Redis, shared by every gateway process, with most admissions decided from
+an allowance each process leases ahead: Redis is asked only when the allowance runs out, and by a
+background tick, so a busy workspace costs no Redis round-trip per request.
 
 Each workspace is one hash `{prefix}{workspace_id}` holding the window index `w` and its counts `r` and
-`t`; it expires a second after its window ends. The window is taken from the Redis server's clock
-(`TIME`), so replicas with skewed clocks still agree on where a minute begins. One key per call keeps the
-scripts valid on Redis Cluster. Scripts that call TIME and then write need effects replication, the default
-since Redis 5.
+`t`; it expires a second after its window ends. The counts are what the processes together have *leased*:
+requests admitted plus allowance handed out and not yet used or given back, so N processes together never
+admit more than the limit. The lease script checks and counts a request the way `counters.refused_by`
+does and hands out extra allowance of at most 1/16 of what the window has left, which keeps a small limit
+exact (its allowance is one request at a time) and a large one almost free of round-trips.
+
+The window is taken from the Redis server's clock (`TIME`), so replicas with skewed clocks still agree on
+where a minute begins. One key per call keeps the scripts valid on Redis Cluster. Scripts that call TIME
+and then write need effects replication, the default since Redis 5.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
+from clearmaas.limits.allowance import Allowance, Back, Plan
 from clearmaas.limits.counters import NOT_COUNTED, WINDOW_SECONDS, Admission, refusal
 from clearmaas.limits.store import Limits
+from clearmaas.store.refresh import RefreshLoop
 
-__all__ = ["DEFAULT_KEY_PREFIX", "RedisCounter"]
+__all__ = ["DEFAULT_KEY_PREFIX", "DEFAULT_TICK", "RedisCounter"]
 
 log = logging.getLogger("clearmaas.limits")
 
 DEFAULT_KEY_PREFIX: Final = "clearmaas:ratelimit:"
+DEFAULT_TICK: Final = 0.05
+
+# Every this many ticks the tick looks at every workspace, not only the active ones, to drop the state of
+# ended windows.
+_SWEEP_TICKS: Final = 100
 
 # The head of every script: the server's time, the current window, and the hash's counts for it.
 _WINDOW = """
@@ -41,47 +55,67 @@ if tonumber(stored[1]) == window then
 end
 """
 
-# ARGV: window length in ms, rpm limit (-1: none), tpm limit (-1: none), this request's tokens.
-# Returns {admitted 1|0, window, ms until the window resets, 0 | 1 (rpm refused) | 2 (tpm refused)}.
+# ARGV: 1 window length in ms, 2 rpm limit (-1: none), 3 tpm limit (-1: none), 4 this request's tokens (-1:
+# no request: a top-up or give-back), 5 the window of the allowance handed back, 6 its requests and 7 its
+# tokens (negative: spent beyond it), 8 units of extra allowance wanted, 9 tokens per unit.
+# Returns {admitted 1|0, window, ms until the window resets, 0 | 1 (rpm refused) | 2 (tpm refused), units}.
 # The refusal rule is `counters.refused_by`'s, including its exception for an oversized first request.
-_ADMIT: Final = (
+_LEASE: Final = (
     _WINDOW
     + """
 local rpm, tpm, cost = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-if rpm >= 0 and requests + 1 > rpm then
-  return {0, window, reset_ms, 1}
+local back_r, back_t = tonumber(ARGV[6]), tonumber(ARGV[7])
+if tonumber(ARGV[5]) ~= window then
+  -- An ended window's unused allowance is void; what was spent beyond it is spent now.
+  back_r, back_t = math.min(back_r, 0), math.min(back_t, 0)
 end
-if tpm >= 0 and tokens > 0 and tokens + cost > tpm then
-  return {0, window, reset_ms, 2}
+requests = math.max(0, requests - back_r)
+tokens = math.max(0, tokens - back_t)
+local refused = 0
+if cost >= 0 then
+  if rpm >= 0 and requests + 1 > rpm then
+    refused = 1
+  elseif tpm >= 0 and tokens > 0 and tokens + cost > tpm then
+    refused = 2
+  else
+    requests, tokens = requests + 1, tokens + cost
+  end
 end
-redis.call('HSET', KEYS[1], 'w', window, 'r', requests + 1, 't', tokens + cost)
-redis.call('PEXPIRE', KEYS[1], reset_ms + 1000)
-return {1, window, reset_ms, 0}
-"""
-)
-
-# ARGV: window length in ms, token delta, the admission's window (-1: unknown). Returns the window's tokens.
-_ADJUST: Final = (
-    _WINDOW
-    + """
-local delta, admitted_in = tonumber(ARGV[2]), tonumber(ARGV[3])
-if delta < 0 and (tonumber(stored[1]) ~= window or (admitted_in >= 0 and admitted_in ~= window)) then
-  return tokens
+local units, per = 0, tonumber(ARGV[9])
+if refused == 0 then
+  -- At most 1/16 of what is left: a small remainder is leased one request at a time, so it stays exact.
+  units = tonumber(ARGV[8])
+  if rpm >= 0 then
+    units = math.min(units, math.floor(math.max(0, rpm - requests) / 16))
+  end
+  if tpm >= 0 and per > 0 then
+    units = math.min(units, math.floor(math.floor(math.max(0, tpm - tokens) / 16) / per))
+  end
+  requests, tokens = requests + units, tokens + units * per
 end
-tokens = math.max(0, tokens + delta)
 redis.call('HSET', KEYS[1], 'w', window, 'r', requests, 't', tokens)
 redis.call('PEXPIRE', KEYS[1], reset_ms + 1000)
-return tokens
+if refused == 0 then
+  return {1, window, reset_ms, 0, units}
+end
+return {0, window, reset_ms, refused, 0}
 """
 )
 
-# ARGV: window length in ms. Returns {requests, tokens} of the current window.
-_USAGE: Final = _WINDOW + "return {requests, tokens}\n"
+# ARGV: window length in ms. Returns {window, requests, tokens} of the current window.
+_USAGE: Final = _WINDOW + "return {window, requests, tokens}\n"
+
+_REFUSED: Final[dict[int, Literal["rpm", "tpm"]]] = {1: "rpm", 2: "tpm"}
 
 
 class RedisCounter:
-    """Counters in Redis. When Redis cannot be reached the counter admits (fails open) for `backoff`
-    seconds before trying again: a rate limiter must not turn a Redis outage into a gateway outage."""
+    """Counters in Redis, admitting from a leased local allowance. `start` launches the tick that settles
+    with Redis every `tick` seconds; without it nothing is topped up, pushed or given back before `close`
+    (admissions still lease what they need, so the limits hold either way).
+
+    When Redis cannot be reached the counter admits (fails open) for `backoff` seconds before trying
+    again: a rate limiter must not turn a Redis outage into a gateway outage.
+    """
 
     def __init__(
         self,
@@ -90,20 +124,28 @@ class RedisCounter:
         key_prefix: str = DEFAULT_KEY_PREFIX,
         window_seconds: int = WINDOW_SECONDS,
         backoff: float = 1.0,
+        tick: float = DEFAULT_TICK,
     ) -> None:
         self._client = client
         self._prefix = key_prefix
         self._window_seconds = window_seconds
         self._window_ms = window_seconds * 1000
         self._backoff = backoff
+        self._tick_seconds = tick
         self._down_until = 0.0
-        self._admit = client.register_script(_ADMIT)
-        self._adjust = client.register_script(_ADJUST)
+        self._lease = client.register_script(_LEASE)
         self._usage = client.register_script(_USAGE)
+        self._loaded = False  # whether the tick's pipelines may EVALSHA the lease script without loading it
+        self._states: dict[str, Allowance] = {}
+        # The workspaces the next tick looks at: those with allowance, recent admissions or something owed.
+        # The others wait for the sweep, so a tick costs nothing per quiet workspace.
+        self._active: set[str] = set()
+        self._ticks = 0
+        self._loop = RefreshLoop(self._tick, interval=tick, name="rate-limit-tick", what="rate-limit allowance")
 
     @classmethod
     def from_url(cls, url: str, *, max_connections: int = 64, **options: Any) -> RedisCounter:
-        """A counter with its own connection pool and short timeouts, since every admission waits on it.
+        """A counter with its own connection pool and short timeouts, since an admission may wait on it.
 
         The pool blocks (up to a second) instead of failing when all its connections are busy: a burst
         of requests queues for a connection for microseconds rather than being admitted uncounted.
@@ -129,37 +171,213 @@ class RedisCounter:
             log.warning("rate limiting is off for %.0f s: Redis failed: %s", self._backoff, exc)
         self._down_until = time.monotonic() + self._backoff
 
+    async def start(self) -> None:
+        """Settle with Redis every tick in the background until `close`."""
+        self._loop.start()
+
+    def admit_now(self, workspace_id: str, limits: Limits, tokens: int) -> Admission | None:
+        """`admit` decided in this process (`LocalCounter`): from the allowance, by a refusal seen within
+        the last tick, or uncounted while Redis is down; None when Redis must be asked."""
+        state = self._states.get(workspace_id)
+        now = time.monotonic()
+        if state is not None:
+            if state.take(limits, tokens, now):
+                return Admission(window=state.window, tokens=tokens)
+            which = state.cached_refusal(limits, tokens, now)
+            if which is not None:
+                raise refusal(limits, which, state.ends_at - now, window_seconds=self._window_seconds)
+        return None if now >= self._down_until else NOT_COUNTED
+
     async def admit(self, workspace_id: str, limits: Limits, tokens: int) -> Admission:
-        if not self._available():
-            return NOT_COUNTED
-        args = (
-            self._window_ms,
-            -1 if limits.rpm is None else limits.rpm,
-            -1 if limits.tpm is None else limits.tpm,
-            tokens,
-        )
+        admission = self.admit_now(workspace_id, limits, tokens)
+        if admission is not None:
+            return admission
+        return await self._admit_leasing(workspace_id, limits, tokens)
+
+    async def _admit_leasing(self, workspace_id: str, limits: Limits, tokens: int) -> Admission:
+        while True:
+            state = self._state(workspace_id)
+            now = time.monotonic()
+            if state.take(limits, tokens, now):
+                return Admission(window=state.window, tokens=tokens)
+            if not self._available():
+                return NOT_COUNTED
+            which = state.cached_refusal(limits, tokens, now)
+            if which is not None:
+                raise refusal(limits, which, state.ends_at - now, window_seconds=self._window_seconds)
+            if state.busy is None:
+                break
+            # One call per workspace in flight: wait for it, then look at the allowance again.
+            state.waiting += 1
+            try:
+                await state.busy.wait()
+            finally:
+                state.waiting -= 1
+        return await self._lease_for(workspace_id, state, limits, tokens)
+
+    async def _lease_for(self, workspace_id: str, state: Allowance, limits: Limits, tokens: int) -> Admission:
+        """Ask Redis for this request and for `Allowance.wanted` more, handing back what is left."""
+        done = state.busy = asyncio.Event()
+        units, per = state.wanted(tokens)
+        sent = time.monotonic()
+        back = state.hand_back(sent, everything=True)
         try:
-            admitted, window, reset_ms, which = await self._admit(keys=[self.key(workspace_id)], args=args)
-        except (RedisError, OSError) as exc:
-            self._failed(exc)
-            return NOT_COUNTED
-        if not admitted:
-            raise refusal(limits, "rpm" if which == 1 else "tpm", reset_ms / 1000, window_seconds=self._window_seconds)
-        return Admission(window=int(window), tokens=tokens)
+            try:
+                admitted, window, reset_ms, which, granted = await self._lease(
+                    keys=[self.key(workspace_id)], args=self._args(limits, tokens, back, units, per)
+                )
+            except (RedisError, OSError) as exc:
+                state.restore(back)
+                self._failed(exc)
+                return NOT_COUNTED
+            self._loaded = True
+            window = int(window)
+            state.settled(
+                window, sent + reset_ms / 1000, limits, back, cost=tokens if admitted else None, units=granted, per=per
+            )
+            if admitted:
+                state.counted(tokens)
+                return Admission(window=window, tokens=tokens)
+            state.refuse(_REFUSED[which], tokens, time.monotonic(), hold=self._tick_seconds)
+            raise refusal(limits, _REFUSED[which], reset_ms / 1000, window_seconds=self._window_seconds)
+        finally:
+            state.busy = None
+            done.set()
+
+    def _args(self, limits: Limits | None, cost: int, back: Back, units: int, per: int) -> tuple[int, ...]:
+        rpm = -1 if limits is None or limits.rpm is None else limits.rpm
+        tpm = -1 if limits is None or limits.tpm is None else limits.tpm
+        return (self._window_ms, rpm, tpm, cost, back.window, back.requests, back.tokens, units, per)
+
+    def adjust_now(self, workspace_id: str, delta: int, *, window: int | None) -> bool:
+        """Always in this process: tokens beyond the estimate come out of the allowance (owed when it runs
+        short, settled by the next lease or tick); unused estimate goes back into it while its window is
+        current. Returns True (`LocalCounter`)."""
+        if delta == 0 or (delta < 0 and workspace_id not in self._states):
+            return True
+        self._state(workspace_id).use(delta, window, time.monotonic())
+        return True
 
     async def adjust(self, workspace_id: str, delta: int, *, window: int | None) -> None:
-        if delta == 0 or not self._available():
-            return
-        args = (self._window_ms, delta, -1 if window is None else window)
-        try:
-            await self._adjust(keys=[self.key(workspace_id)], args=args)
-        except (RedisError, OSError) as exc:
-            self._failed(exc)
+        self.adjust_now(workspace_id, delta, window=window)
 
     async def usage(self, workspace_id: str) -> tuple[int, int]:
-        """(requests, tokens) counted in the current window (for tests and diagnostics)."""
-        requests, tokens = await self._usage(keys=[self.key(workspace_id)], args=(self._window_ms,))
-        return int(requests), int(tokens)
+        """(requests, tokens) counted in the current window (for tests and diagnostics): the shared counts,
+        which include allowance other processes have leased and not used yet, less this counter's own
+        unused allowance and plus what it owes but has not settled yet."""
+        state = self._state(workspace_id)
+        while state.busy is not None:
+            await state.busy.wait()
+        # Hold the workspace's one call slot so no lease or tick changes the counts under the reading.
+        done = state.busy = asyncio.Event()
+        try:
+            window, requests, tokens = await self._usage(keys=[self.key(workspace_id)], args=(self._window_ms,))
+        finally:
+            state.busy = None
+            done.set()
+        unused_requests, unused_tokens = state.unsettled(int(window), time.monotonic())
+        return int(requests) - unused_requests, int(tokens) - unused_tokens
+
+    def allowance(self, workspace_id: str) -> tuple[int, int]:
+        """(requests, tokens) this counter holds of the current window unused (for tests and diagnostics);
+        negative: used beyond it and not settled yet."""
+        state = self._states.get(workspace_id)
+        if state is None or not state.live(time.monotonic()):
+            return 0, 0
+        return state.requests, state.tokens
+
+    def _state(self, workspace_id: str) -> Allowance:
+        """The workspace's allowance, created if needed, marked for the next tick to look at."""
+        self._active.add(workspace_id)
+        state = self._states.get(workspace_id)
+        if state is None:
+            state = self._states[workspace_id] = Allowance()
+        return state
+
+    async def _tick(self) -> None:
+        """Settle every workspace that needs it in one pipelined round-trip."""
+        now = time.monotonic()
+        self._ticks += 1
+        visit = list(self._states if self._ticks % _SWEEP_TICKS == 0 else self._active)
+        plans: list[tuple[str, Allowance, Plan]] = []
+        for workspace_id in visit:
+            state = self._states.get(workspace_id)
+            if state is None:
+                self._active.discard(workspace_id)
+                continue
+            state.rotate(now)
+            plan = None if state.busy is not None else state.plan(now)
+            if plan is not None:
+                plans.append((workspace_id, state, plan))
+                self._active.add(workspace_id)
+            elif state.disposable(now):
+                del self._states[workspace_id]
+                self._active.discard(workspace_id)
+            elif state.quiet():
+                # Kept until its window ends, so unused estimate can still come back to it.
+                self._active.discard(workspace_id)
+            else:
+                self._active.add(workspace_id)
+        if plans and self._available():
+            failure = await self._settle(plans)
+            if failure is not None:
+                self._failed(failure)
+
+    async def _settle(self, plans: list[tuple[str, Allowance, Plan]]) -> Exception | None:
+        """One pipeline of lease calls without a request of their own; returns the error if it failed."""
+        sent = time.monotonic()
+        calls: list[tuple[Allowance, Back, Plan, Limits | None, asyncio.Event]] = []
+        for _, state, plan in plans:
+            event = state.busy = asyncio.Event()
+            calls.append((state, state.hand_back(sent, everything=plan.everything), plan, state.limits, event))
+        failure: Exception | None = None
+        try:
+            try:
+                if not self._loaded:
+                    await self._client.script_load(_LEASE)
+                    self._loaded = True
+                pipe = self._client.pipeline(transaction=False)
+                for (workspace_id, _, _), (_, back, plan, limits, _) in zip(plans, calls, strict=True):
+                    args = self._args(limits, -1, back, plan.units, plan.per)
+                    pipe.evalsha(self._lease.sha, 1, self.key(workspace_id), *args)
+                replies = await pipe.execute(raise_on_error=False)
+            except (RedisError, OSError) as exc:
+                replies = [exc] * len(calls)
+            for (state, back, plan, limits, _), reply in zip(calls, replies, strict=True):
+                if isinstance(reply, Exception):
+                    state.restore(back)
+                    if isinstance(reply, NoScriptError):
+                        self._loaded = False  # Redis restarted or flushed its scripts: load it next time
+                    else:
+                        failure = failure or reply
+                    continue
+                _, window, reset_ms, _, granted = reply
+                state.settled(
+                    int(window), sent + reset_ms / 1000, limits, back, cost=None, units=granted, per=plan.per
+                )
+        finally:
+            for state, _, _, _, event in calls:
+                state.busy = None
+                event.set()
+        return failure
 
     async def close(self) -> None:
+        """Stop the tick, give back what is unused of current windows and push what is owed (best effort,
+        within two seconds), and close the client."""
+        await self._loop.stop()
+        plans = [
+            (workspace_id, state, Plan(everything=True, units=0, per=0))
+            for workspace_id, state in self._states.items()
+            if state.busy is None and (state.requests != 0 or state.tokens != 0)
+        ]
+        if plans and self._available():
+            try:
+                async with asyncio.timeout(2.0):
+                    failure = await self._settle(plans)
+            except TimeoutError as exc:
+                failure = exc
+            if failure is not None:
+                log.info("rate-limit allowance not given back on close: %s", failure)
+        self._states.clear()
+        self._active.clear()
         await self._client.aclose()

@@ -50,7 +50,11 @@ async def serve_chat(gateway: Gateway, surface: Surface, http: Request) -> Respo
         record.input_estimate = size // 4 + 1
         first = plan.candidates[0].entry
         record.limit_tokens = record.input_estimate + first.max_output_tokens
-        record.admission = await gateway.limits.admit(key.workspace_id, tokens=record.limit_tokens)
+        # The limiter decides in this process when it can, without a coroutine (limits/counters.py LocalCounter).
+        admission = gateway.limits.admit_now(key.workspace_id, tokens=record.limit_tokens)
+        if admission is None:
+            admission = await gateway.limits.admit(key.workspace_id, tokens=record.limit_tokens)
+        record.admission = admission
         return await run_plan(gateway, surface, http.headers, body, plan, key, record)
     except GatewayError as exc:
         await gateway.finish(_failed(record, exc))

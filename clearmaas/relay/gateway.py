@@ -127,7 +127,8 @@ class Gateway:
 
     async def finish(self, record: CallRecord) -> None:
         """Settle a finished call: the charge, the usage record, the rate limiter's token count. Never
-        raises into the request."""
+        raises into the request, and with the in-process book and counters never suspends (unless the usage
+        log's queue is full)."""
         record.finished = time.monotonic()
         if record.stream and (record.client_disconnected or record.error_code is not None):
             record.estimate_cut_stream()
@@ -136,13 +137,14 @@ class Gateway:
             await self.billing.settle(reservation, record)
         except Exception:
             log.exception("settling request %s failed", record.request_id)
-        if record.admission is not None and record.workspace_id is not None:
-            try:
-                await self.limits.adjust(
-                    record.workspace_id,
-                    estimated=record.limit_tokens,
-                    actual=record.usage.total_tokens,
-                    admission=record.admission,
-                )
-            except Exception:
-                log.exception("adjusting the rate limit for request %s failed", record.request_id)
+        admission = record.admission
+        # An admission that counted nothing (window None: an unlimited workspace) has nothing to correct.
+        if admission is None or admission.window is None or record.workspace_id is None:
+            return
+        try:
+            limits, workspace_id = self.limits, record.workspace_id
+            estimated, actual = record.limit_tokens, record.usage.total_tokens
+            if not limits.adjust_now(workspace_id, estimated=estimated, actual=actual, admission=admission):
+                await limits.adjust(workspace_id, estimated=estimated, actual=actual, admission=admission)
+        except Exception:
+            log.exception("adjusting the rate limit for request %s failed", record.request_id)

@@ -1,5 +1,6 @@
 """One gateway-like process for the cross-process test: loads the limits from the database, waits for its
-siblings, then tries `attempts` admissions through Redis as fast as it can."""
+siblings, then tries `attempts` admissions through Redis as fast as it can; reports how many were admitted
+and the allowance it still held unused (requests, tokens) before stopping."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from clearmaas.store.database import create_engine_for
 
 async def _hammer(
     db_url: str, redis_url: str, key_prefix: str, workspace_id: str, attempts: int, tokens: int, barrier: Barrier
-) -> int:
+) -> tuple[int, int, int]:
     engine = create_engine_for(db_url)
     counter = RedisCounter.from_url(redis_url, key_prefix=key_prefix, window_seconds=3600)
     limiter = Limiter(counter, LimitCache(engine))
@@ -34,7 +35,7 @@ async def _hammer(
         admitted = 0
         for _ in range(attempts // 20):
             admitted += sum(await asyncio.gather(*(attempt() for _ in range(20))))
-        return admitted
+        return (admitted, *counter.allowance(workspace_id))
     finally:
         await limiter.stop()
         engine.dispose()
@@ -48,7 +49,7 @@ def run(
     attempts: int,
     tokens: int,
     barrier: Barrier,
-    results: Queue[int | str],
+    results: Queue[tuple[int, int, int] | str],
 ) -> None:
     try:
         results.put(asyncio.run(_hammer(db_url, redis_url, key_prefix, workspace_id, attempts, tokens, barrier)))

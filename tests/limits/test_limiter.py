@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from clearmaas.errors import RateLimited
-from clearmaas.limits import Admission, Limiter, Limits, MemoryCounter
+from clearmaas.limits import Admission, LimitCache, Limiter, Limits, MemoryCounter
 from clearmaas.limits.redis_counter import RedisCounter
 from clearmaas.settings import Settings
 from tests.limits.conftest import REDIS_URL
@@ -164,3 +164,102 @@ async def test_from_settings_picks_the_backend(caplog: pytest.LogCaptureFixture)
     shared = Limiter.from_settings(Settings(redis_url=REDIS_URL), None)  # type: ignore[arg-type]
     assert isinstance(shared.counter, RedisCounter)
     await shared.stop()
+
+
+# -- the synchronous fast path (`admit_now` / `adjust_now`) ---------------------------------------------------
+
+
+def memory_limiter() -> Limiter:
+    return Limiter(MemoryCounter(clock=lambda: 1_000 * 60 + 5.0), LimitCache(None))
+
+
+async def test_the_in_process_counter_decides_without_a_coroutine() -> None:
+    limiter = memory_limiter()
+    limiter.limits.put(WS, Limits(rpm=2, tpm=1000))
+    first = limiter.admit_now(WS, tokens=600)
+    assert first is not None and first.window is not None and first.tokens == 600
+    with pytest.raises(RateLimited) as refused:
+        limiter.admit_now(WS, tokens=500)  # tokens: refused, and counted nothing
+    assert refused.value.retry_after is not None
+    assert limiter.adjust_now(WS, estimated=600, actual=100, admission=first) is True
+    assert await limiter.counter.usage(WS) == (1, 100)
+    second = limiter.admit_now(WS, tokens=500)
+    assert second is not None
+    with pytest.raises(RateLimited):
+        limiter.admit_now(WS, tokens=0)  # requests: the two are taken
+    assert await limiter.counter.usage(WS) == (2, 600)
+    # Unlimited workspaces are not counted, on either path.
+    assert limiter.admit_now("ws_free", tokens=10**9) == Admission(window=None)
+    assert limiter.adjust_now("ws_free", estimated=5, actual=9, admission=Admission(window=None)) is True
+    assert await limiter.counter.usage("ws_free") == (0, 0)
+
+
+async def test_concurrent_fast_and_awaited_admissions_share_one_budget() -> None:
+    limiter = memory_limiter()
+    limiter.limits.put(WS, Limits(rpm=25))
+
+    async def attempt(i: int) -> bool:
+        try:
+            if i % 2:
+                return limiter.admit_now(WS, tokens=1) is not None
+            await limiter.admit(WS, tokens=1)
+        except RateLimited:
+            return False
+        return True
+
+    results = await asyncio.gather(*(attempt(i) for i in range(100)))
+    assert sum(results) == 25
+
+
+class _RemoteOnly:
+    """A counter with no fast path (as a shared counter that must ask its backend): the Limiter awaits it."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryCounter(clock=lambda: 1_000 * 60 + 5.0)
+        self.calls: list[str] = []
+
+    async def start(self) -> None:
+        return None
+
+    async def admit(self, workspace_id: str, limits: Limits, tokens: int) -> Admission:
+        self.calls.append("admit")
+        return await self.inner.admit(workspace_id, limits, tokens)
+
+    async def adjust(self, workspace_id: str, delta: int, *, window: int | None) -> None:
+        self.calls.append("adjust")
+        await self.inner.adjust(workspace_id, delta, window=window)
+
+    async def usage(self, workspace_id: str) -> tuple[int, int]:
+        return await self.inner.usage(workspace_id)
+
+    async def close(self) -> None:
+        return None
+
+
+class _LeaseSpent(_RemoteOnly):
+    """A counter whose fast path cannot decide (its local allowance is spent): `admit_now` says None."""
+
+    def admit_now(self, workspace_id: str, limits: Limits, tokens: int) -> Admission | None:
+        self.calls.append("admit_now")
+        return None
+
+    def adjust_now(self, workspace_id: str, delta: int, *, window: int | None) -> bool:
+        self.calls.append("adjust_now")
+        return False
+
+
+@pytest.mark.parametrize("counter_type", [_RemoteOnly, _LeaseSpent])
+async def test_a_counter_that_cannot_decide_locally_is_awaited(counter_type: type[_RemoteOnly]) -> None:
+    counter = counter_type()
+    limiter = Limiter(counter, LimitCache(None))  # type: ignore[arg-type]
+    limiter.limits.put(WS, Limits(rpm=1, tpm=1000))
+    assert limiter.admit_now(WS, tokens=400) is None  # the caller must await `admit`
+    assert limiter.admit_now("ws_free", tokens=400) == Admission(window=None)  # unlimited needs no counter
+    admission = await limiter.admit(WS, tokens=400)
+    assert admission.window is not None
+    assert limiter.adjust_now(WS, estimated=400, actual=100, admission=admission) is False
+    await limiter.adjust(WS, estimated=400, actual=100, admission=admission)
+    assert await counter.usage(WS) == (1, 100)
+    with pytest.raises(RateLimited):
+        await limiter.admit(WS, tokens=1)
+    assert counter.calls.count("admit") == 2 and counter.calls.count("adjust") == 1
