@@ -161,11 +161,11 @@ def script_names() -> dict[str, str]:
     """The first 8 hex digits of each Lua script's SHA-1 (what EVALSHA sends) -> `module.CONSTANT`."""
     import hashlib
 
-    from clearmaas.billing import redis_book
+    from clearmaas.billing import redis_state
     from clearmaas.limits import redis_counter
 
     names = {}
-    for module in (redis_book, redis_counter):
+    for module in (redis_state, redis_counter):
         for name, value in vars(module).items():
             if isinstance(value, str) and "redis.call" in value:
                 sha = hashlib.sha1(value.encode()).hexdigest()[:8]

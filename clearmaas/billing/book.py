@@ -66,12 +66,15 @@ class BalanceBook(Protocol):
         """Take `reservation.amount_micros` from the workspace's available balance and (when the key has a
         credit limit) from the key's remaining credit, or take nothing and say which could not cover it."""
 
-    async def release(self, reservation: Reservation) -> bool:
-        """Give the reserved amount back, charging nothing; False when the reservation is not held."""
+    def release(self, reservation: Reservation) -> bool:
+        """Give the reserved amount back, charging nothing; False when the reservation is not held.
+        Synchronous: decided in this process (a shared book forwards it in the background), so a settling
+        request never waits for it and a cancelled one cannot stop it half-way."""
 
-    async def settle(self, reservation: Reservation, cost_micros: int) -> bool:
+    def settle(self, reservation: Reservation, cost_micros: int) -> bool:
         """Release the reservation and charge `cost_micros` (which may exceed it). False when the book does
-        not know the reservation (already settled or released), in which case nothing is charged."""
+        not know the reservation (already settled or released), in which case nothing is charged.
+        Synchronous, like `release`."""
 
     def flushed(self, charges: Iterable[Charge]) -> None:
         """The usage log committed these charges to the database."""
@@ -169,12 +172,12 @@ class MemoryBook:
         self._active[reservation.id] = (reservation, deadline)
         return None
 
-    async def release(self, reservation: Reservation) -> bool:
+    def release(self, reservation: Reservation) -> bool:
         if self._expired.pop(reservation.id, None) is not None:
             return True
         return self._unreserve(reservation.id)
 
-    async def settle(self, reservation: Reservation, cost_micros: int) -> bool:
+    def settle(self, reservation: Reservation, cost_micros: int) -> bool:
         known = self._unreserve(reservation.id) or self._expired.pop(reservation.id, None) is not None
         if known and cost_micros:
             _add(self._unflushed_balance, reservation.workspace_id, cost_micros)

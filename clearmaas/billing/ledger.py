@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine, func, select, update
 
 from clearmaas.accounts.errors import WorkspaceNotFound
 from clearmaas.billing.money import format_usd
-from clearmaas.billing.redis_book import (
+from clearmaas.billing.redis_state import (
     DEFAULT_PREFIX,
     RedisKeys,
     apply_credit_sync,

@@ -59,19 +59,22 @@ def utc_now() -> datetime:
 
 
 _ID_ALPHABET = string.ascii_letters + string.digits
+# Random bytes become digits by table look-up: byte b < 248 is digit b % 62 (248 = 4 × 62, so every digit has
+# exactly four bytes and the digits are uniform), the eight bytes above are dropped.
+_ID_DIGITS = bytes(ord(_ID_ALPHABET[b % 62]) for b in range(256))
+_ID_DROPPED = bytes(range(248, 256))
 
 
 def new_id(kind: str) -> str:
     """A primary key such as `key_3kTq…`: the kind, then 20 random base62 characters (about 119 bits),
     so ids can be made by any process without coordination."""
-    # One system call for all the randomness (20 `secrets.choice` calls cost ~19 us: one is made per
-    # reservation); 15 random bytes > 62**20, so the digits are uniform enough for an identifier.
-    number = int.from_bytes(os.urandom(15))
-    digits = []
-    for _ in range(20):
-        number, digit = divmod(number, 62)
-        digits.append(_ID_ALPHABET[digit])
-    return f"{kind}_" + "".join(digits)
+    # One system call and one C-level translation: ~0.6 us, against ~6 us for a base62 conversion in a Python
+    # loop (a reservation id is made per request, on the event loop). 26 bytes leave fewer than 20 digits
+    # about twice in 100,000 calls; then it draws again.
+    while True:
+        digits = os.urandom(26).translate(_ID_DIGITS, _ID_DROPPED)
+        if len(digits) >= 20:
+            return f"{kind}_{digits[:20].decode()}"
 
 
 class UtcDateTime(TypeDecorator[datetime]):

@@ -77,8 +77,8 @@ async def test_release_gives_everything_back_once(engine: Engine) -> None:
     book = await loaded(engine)
     held = reservation(key, 700)
     await book.reserve(held, credit_limit_micros=1_000, deadline=FAR)
-    assert await book.release(held) is True
-    assert await book.release(held) is False
+    assert book.release(held) is True
+    assert book.release(held) is False
     assert book.available(key.workspace_id) == 1_000
     assert book.remaining_credit(key.id, 1_000) == 1_000
     assert book.active_reservations == 0
@@ -89,12 +89,12 @@ async def test_settle_charges_the_actual_cost_and_releases_the_rest(engine: Engi
     book = await loaded(engine)
     held = reservation(key, 700)
     await book.reserve(held, credit_limit_micros=800, deadline=FAR)
-    assert await book.settle(held, 250) is True
+    assert book.settle(held, 250) is True
     assert book.available(key.workspace_id) == 750
     assert book.spent(key.id) == 250
     assert book.remaining_credit(key.id, 800) == 550
     # Settling again is a no-op for the book: the charge is never counted twice.
-    assert await book.settle(held, 250) is False
+    assert book.settle(held, 250) is False
     assert book.available(key.workspace_id) == 750
 
 
@@ -103,7 +103,7 @@ async def test_a_cost_above_the_bound_is_charged_and_then_blocks_new_reservation
     book = await loaded(engine)
     held = reservation(key, 900)
     await book.reserve(held, credit_limit_micros=None, deadline=FAR)
-    await book.settle(held, 1_200)
+    book.settle(held, 1_200)
     assert book.available(key.workspace_id) == -200
     assert await book.reserve(reservation(key, 0), credit_limit_micros=None, deadline=FAR) == "balance"
 
@@ -113,7 +113,7 @@ async def test_flushing_and_rereading_never_count_a_charge_twice_or_not_at_all(e
     book = await loaded(engine)
     held = reservation(key, 1_000)
     await book.reserve(held, credit_limit_micros=None, deadline=FAR)
-    await book.settle(held, 300)
+    book.settle(held, 300)
     assert book.available(key.workspace_id) == 9_700
     # Re-read before the usage log wrote the charge: the database does not have it, "unflushed" does.
     await book.maintain(refresh=True)
@@ -156,14 +156,14 @@ async def test_the_sweeper_releases_overdue_reservations_and_a_late_settle_still
     assert book.active_reservations == 1
     assert book.available(key.workspace_id) == 700
     # What was generated is billed even though the sweeper gave the reservation back.
-    assert await book.settle(late, 120) is True
+    assert book.settle(late, 120) is True
     assert book.available(key.workspace_id) == 580 and book.spent(key.id) == 120
-    assert await book.release(stuck) is True
+    assert book.release(stuck) is True
     assert book.available(key.workspace_id) == 580
     # Expired reservations are forgotten after `keep_expired`.
     now[0] = 1_100.0
     assert book.sweep() == 0
-    assert await book.settle(stuck, 50) is False
+    assert book.settle(stuck, 50) is False
 
 
 async def test_a_new_book_starts_without_the_old_ones_reservations(engine: Engine) -> None:

@@ -121,14 +121,15 @@ async def test_with_redis_the_summary_shows_the_live_balance_and_reservations(
     engine: Engine, redis_client: Redis, redis_prefix: str
 ) -> None:
     key = funded_key(engine, balance_micros=1_000_000)
-    book = RedisBook(engine, Redis.from_url(REDIS_URL), prefix=redis_prefix)
+    book = RedisBook(engine, Redis.from_url(REDIS_URL), prefix=redis_prefix, tick=3600)
     await book.load()
     try:
         held = Reservation(uuid.uuid4().hex, key.workspace_id, key.id, 5_000, "m", PRICES, 0.0)
         await book.reserve(held, credit_limit_micros=None, deadline=1e12)
         settled = Reservation(uuid.uuid4().hex, key.workspace_id, key.id, 5_000, "m", PRICES, 0.0)
         await book.reserve(settled, credit_limit_micros=None, deadline=1e12)
-        await book.settle(settled, 2_000)  # not yet in the database
+        book.settle(settled, 2_000)  # not yet in the database
+        await book.flush(retarget=False)  # the tick: the charge reaches Redis, the lease shrinks to what is held
         summary = workspace_summary(engine, "acme", redis_url=REDIS_URL, redis_prefix=redis_prefix)
         assert (summary.balance_micros, summary.live_balance_micros, summary.reserved_micros) == (
             1_000_000,

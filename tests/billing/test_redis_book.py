@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
@@ -7,12 +9,14 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import Engine, event
 
 from clearmaas.accounts.keys import KeyRecord
 from clearmaas.billing.book import Reservation
 from clearmaas.billing.ledger import add_credit, reconcile
-from clearmaas.billing.redis_book import RedisBook, _read_snapshot
+from clearmaas.billing.redis_book import BookUnavailable, RedisBook
+from clearmaas.billing.redis_state import read_snapshot
 from tests.billing.conftest import REDIS_URL
 from tests.billing.support import PRICES, funded_key
 
@@ -31,6 +35,7 @@ async def make_book(engine: Engine, redis_client: Redis, redis_prefix: str) -> A
     books: list[RedisBook] = []
 
     async def make(**options: Any) -> RedisBook:
+        options.setdefault("tick", 3600)  # the tests push with `flush()` unless they ask for a live tick
         book = RedisBook(engine, Redis.from_url(REDIS_URL), prefix=redis_prefix, **options)
         await book.load()
         books.append(book)
@@ -66,7 +71,9 @@ async def live(redis_client: Redis, book: RedisBook, key: KeyRecord) -> tuple[in
     return tuple(int(v or 0) for v in values)  # type: ignore[return-value]
 
 
-async def test_reserve_settle_release(engine: Engine, make_book: BookFactory, redis_client: Redis) -> None:
+async def test_an_idle_lease_reserves_exactly_each_bound_and_gives_everything_back(
+    engine: Engine, make_book: BookFactory, redis_client: Redis
+) -> None:
     key = funded_key(engine, balance_micros=1_000, credit_limit_micros=800)
     book = await make_book()
     first, second = reservation(key, 500), reservation(key, 300)
@@ -74,15 +81,92 @@ async def test_reserve_settle_release(engine: Engine, make_book: BookFactory, re
     assert await book.reserve(reservation(key, 301), credit_limit_micros=800, deadline=FAR) == "key_credit"
     assert await book.reserve(reservation(key, 501), credit_limit_micros=None, deadline=FAR) == "balance"
     assert await book.reserve(second, credit_limit_micros=800, deadline=FAR) is None
+    # Nothing beyond the two bounds is held: there was no rate to lease ahead of.
     assert await live(redis_client, book, key) == (1_000, 800, 0, 800)
     assert await book.reserved_micros(key.workspace_id) == 800
 
-    assert await book.settle(first, 650) is True  # above its bound: charged anyway
-    assert await book.settle(first, 650) is False  # never twice
-    assert await book.release(second) is True
-    assert await book.release(second) is False
+    assert book.settle(first, 650) is True  # above its bound: charged anyway
+    assert book.settle(first, 650) is False  # never twice
+    assert book.release(second) is True
+    assert book.release(second) is False
+    # Settling is local; the tick pushes the charge and, since the refusals squeezed the workspace, gives the
+    # lease's headroom back at once.
+    assert await live(redis_client, book, key) == (1_000, 800, 0, 800)
+    await book.flush()
     assert await live(redis_client, book, key) == (350, 0, 650, 0)
     assert await book.reserve(reservation(key, 151), credit_limit_micros=800, deadline=FAR) == "key_credit"
+
+
+async def test_a_busy_lease_reserves_in_memory_and_every_cost_reaches_redis(
+    engine: Engine, make_book: BookFactory, redis_client: Redis
+) -> None:
+    key = funded_key(engine, balance_micros=10_000_000_000)
+    book = await make_book()
+    pushes = 0
+    script = book._push
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal pushes
+        pushes += 1
+        return await script(*args, **kwargs)
+
+    book._push = counted  # type: ignore[assignment]
+    held: list[Reservation] = []
+    for n in range(2_000):
+        held.append(reservation(key, 1_000))
+        assert await book.reserve(held[-1], credit_limit_micros=None, deadline=FAR) is None
+        if len(held) > 20:  # 20 calls in flight
+            assert book.settle(held.pop(0), 700) is True
+        if n % 100 == 99:
+            await book.flush()  # a tick every 100 calls
+    assert pushes < 80  # about one per tick, and a few while the rate builds up
+    for reservation_ in held:
+        book.settle(reservation_, 700)
+    await book.flush()
+    await book.flush()
+    assert await live(redis_client, book, key) == (10_000_000_000 - 2_000 * 700, 0, 2_000 * 700, 0)
+
+
+async def test_a_push_whose_reply_was_lost_applies_once(
+    engine: Engine, make_book: BookFactory, redis_client: Redis
+) -> None:
+    key = funded_key(engine, balance_micros=10_000)
+    book = await make_book()
+    held = reservation(key, 1_000)
+    assert await book.reserve(held, credit_limit_micros=None, deadline=FAR) is None
+    book.settle(held, 400)
+    lease = book._lease(key.workspace_id, key.id)
+    lease.retarget()
+    push = lease.pending = lease.plan()
+    assert await book._send([lease]) is not None
+    held_after = await live(redis_client, book, key)
+    lease.pending = push  # as if the reply had been lost: the same push again
+    assert await book._send([lease]) is not None
+    assert await live(redis_client, book, key) == held_after
+    assert held_after[0::2] == (9_600, 400)  # charged once
+
+
+async def test_redis_unreachable_on_the_hot_path_refuses_then_resends_the_push_once(
+    engine: Engine, make_book: BookFactory, redis_client: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = funded_key(engine, balance_micros=10_000)
+    book = await make_book()
+    first = reservation(key, 1_000)
+    assert await book.reserve(first, credit_limit_micros=None, deadline=FAR) is None
+    book.settle(first, 1_000)
+    pipeline = book._pipeline
+
+    async def down(*args: Any) -> Any:
+        raise RedisConnectionError("Redis is down")
+
+    monkeypatch.setattr(book, "_pipeline", down)
+    with pytest.raises(BookUnavailable):
+        await book.reserve(reservation(key, 2_000), credit_limit_micros=None, deadline=FAR)
+    monkeypatch.setattr(book, "_pipeline", pipeline)
+    assert await book.reserve(reservation(key, 2_000), credit_limit_micros=None, deadline=FAR) is None
+    # The charge the failed push carried was applied exactly once.
+    balance, reserved, spent, _ = await live(redis_client, book, key)
+    assert (balance, spent) == (9_000, 1_000) and reserved >= 2_000
 
 
 async def test_a_workspace_first_seen_after_start_is_initialised_once_from_the_database(
@@ -124,7 +208,7 @@ async def test_initialising_from_a_snapshot_taken_before_a_credit_does_not_lose_
     key = funded_key(engine, balance_micros=1_000)
     book = await make_book()
     await redis_client.delete(book.keys.balance(key.workspace_id), book.keys.applied(key.workspace_id))
-    stale = _read_snapshot(engine, [key.workspace_id])
+    stale = read_snapshot(engine, [key.workspace_id])
     # The CLI commits while Redis has no balance for the workspace: it cannot apply the credit itself.
     assert add_credit(engine, "acme", 2_000, redis_url=REDIS_URL, redis_prefix=redis_prefix).live is False
     await book._initialise(stale, {})
@@ -145,31 +229,50 @@ async def test_initialising_after_a_credit_marks_it_as_included(
     assert (await live(redis_client, book, key))[:2] == (3_000, 10)
 
 
-async def test_overdue_reservations_are_released_and_reconcile_reports_them_until_then(
-    engine: Engine, make_book: BookFactory, redis_client: Redis, redis_prefix: str
+async def test_calls_that_never_settle_are_released_locally_and_still_charged_if_settled_late(
+    engine: Engine, make_book: BookFactory, redis_client: Redis
 ) -> None:
     key = funded_key(engine, balance_micros=1_000, credit_limit_micros=1_000)
-    book = await make_book(housekeeping_interval=3600)
+    book = await make_book()
     overdue, late = reservation(key, 400), reservation(key, 400)
     await book.reserve(overdue, credit_limit_micros=1_000, deadline=time.time() - 120)
     await book.reserve(late, credit_limit_micros=1_000, deadline=time.time() - 120)
-    problems = reconcile(engine, redis_url=REDIS_URL, redis_prefix=redis_prefix)
-    assert len(problems) == 1 and problems[0].startswith("2 reservations are past their deadline")
-    assert await book.sweep() == 2
+    assert book.sweep_local() == 2
+    await book.flush()
+    await book.flush()
     assert await live(redis_client, book, key) == (1_000, 0, 0, 0)
-    assert reconcile(engine, redis_url=REDIS_URL, redis_prefix=redis_prefix) == []
     # A late settlement still bills what was generated, without releasing a second time.
-    assert await book.settle(late, 250) is True
-    assert await book.release(overdue) is True
+    assert book.settle(late, 250) is True
+    assert book.release(overdue) is True
+    await book.flush()
     assert await live(redis_client, book, key) == (750, 0, 250, 0)
 
 
-async def test_a_crashed_replicas_reservations_are_released_when_its_heartbeat_stops(
+async def test_leases_past_their_deadline_are_released_and_reconcile_reports_them_until_then(
+    engine: Engine, make_book: BookFactory, redis_client: Redis, redis_prefix: str
+) -> None:
+    key = funded_key(engine, balance_micros=1_000)
+    book = await make_book(lease_ttl=-120)  # every lease's deadline is already past
+    held = reservation(key, 400)
+    await book.reserve(held, credit_limit_micros=None, deadline=FAR)
+    problems = reconcile(engine, redis_url=REDIS_URL, redis_prefix=redis_prefix)
+    assert len(problems) == 1 and problems[0].startswith("1 reservations are past their deadline")
+    assert await book.sweep() == 1
+    assert await live(redis_client, book, key) == (1_000, 0, 0, 0)
+    assert reconcile(engine, redis_url=REDIS_URL, redis_prefix=redis_prefix) == []
+    # The call was still running: its cost is charged when it settles, and nothing is released twice.
+    book.settle(held, 250)
+    await book.flush()
+    await book.flush()
+    assert await live(redis_client, book, key) == (750, 0, 250, 0)
+
+
+async def test_a_crashed_replicas_leases_are_released_when_its_heartbeat_stops(
     engine: Engine, make_book: BookFactory, redis_client: Redis
 ) -> None:
     key = funded_key(engine, balance_micros=1_000)
-    crashed = await make_book(housekeeping_interval=3600, heartbeat_ttl=0.2)
-    survivor = await make_book(housekeeping_interval=3600)
+    crashed = await make_book(heartbeat_ttl=0.2)
+    survivor = await make_book(refusal_retries=0)
     await crashed.reserve(reservation(key, 600), credit_limit_micros=None, deadline=FAR)
     assert await survivor.sweep() == 0  # still alive
     assert await survivor.reserve(reservation(key, 600), credit_limit_micros=None, deadline=FAR) == "balance"
@@ -179,6 +282,56 @@ async def test_a_crashed_replicas_reservations_are_released_when_its_heartbeat_s
     assert await survivor.reserve(reservation(key, 600), credit_limit_micros=None, deadline=FAR) is None
 
 
+async def test_idle_headroom_on_one_replica_does_not_turn_away_another(
+    engine: Engine, make_book: BookFactory, redis_client: Redis
+) -> None:
+    key = funded_key(engine, balance_micros=100_000)
+    hoarder = await make_book(tick=0.05)
+    other = await make_book(tick=0.05)
+    # A burst on the first replica: its lease grows ahead of its rate.
+    for _ in range(3):
+        held = [reservation(key, 1_000) for _ in range(30)]
+        for r in held:
+            assert await hoarder.reserve(r, credit_limit_micros=None, deadline=FAR) is None
+        for r in held:
+            hoarder.settle(r, 1_000)
+        await asyncio.sleep(0.06)
+    await hoarder.flush()
+    remaining = 100_000 - 90 * 1_000
+    # Now the other replica wants all that is left; the hoarder's idle headroom comes back for it.
+    assert await other.reserve(reservation(key, remaining), credit_limit_micros=None, deadline=FAR) is None
+    assert await other.reserve(reservation(key, 1), credit_limit_micros=None, deadline=FAR) == "balance"
+
+
+async def test_three_replicas_in_a_burst_serve_exactly_what_the_credit_covers(
+    engine: Engine, make_book: BookFactory, redis_client: Redis
+) -> None:
+    bound = 1_875
+    limit = 20 * bound + bound // 2
+    key = funded_key(engine, balance_micros=10_000_000, credit_limit_micros=limit)
+    books = [await make_book(tick=0.05) for _ in range(3)]
+    lowest = limit
+
+    async def serve(book: RedisBook) -> bool:
+        nonlocal lowest
+        held = reservation(key, bound)
+        if await book.reserve(held, credit_limit_micros=limit, deadline=FAR) is not None:
+            return False
+        spent, kres = (int(v or 0) for v in await redis_client.mget([book.keys.spent(key.id), book.keys.key_reserved(key.id)]))
+        lowest = min(lowest, limit - spent - kres)
+        await asyncio.sleep(random.random() / 50)
+        book.settle(held, bound)
+        return True
+
+    served = await asyncio.gather(*(serve(books[n % 3]) for n in range(200)))
+    assert sum(served) == 20
+    assert lowest >= 0
+    for book in books:
+        await book.flush()
+        await book.flush()
+    assert await live(redis_client, books[0], key) == (10_000_000 - 20 * bound, 0, 20 * bound, 0)
+
+
 async def test_a_restarted_replica_keeps_the_shared_balance(
     engine: Engine, make_book: BookFactory, redis_client: Redis
 ) -> None:
@@ -186,7 +339,37 @@ async def test_a_restarted_replica_keeps_the_shared_balance(
     first = await make_book()
     held = reservation(key, 100)
     await first.reserve(held, credit_limit_micros=None, deadline=FAR)
-    await first.settle(held, 100)
+    first.settle(held, 100)
+    await first.flush()
     # The charge has not reached the database (no usage log here); a new replica must not reset Redis from it.
     second = await make_book()
     assert (await live(redis_client, second, key))[0] == 900
+
+
+async def test_closing_pushes_what_is_owed_and_gives_every_lease_back(
+    engine: Engine, make_book: BookFactory, redis_client: Redis
+) -> None:
+    key = funded_key(engine, balance_micros=1_000_000)
+    book = await make_book()
+    for _ in range(50):
+        held = reservation(key, 1_000)
+        await book.reserve(held, credit_limit_micros=None, deadline=FAR)
+        book.settle(held, 300)
+    await book.close()
+    assert await live(redis_client, book, key) == (1_000_000 - 50 * 300, 0, 50 * 300, 0)
+
+
+async def test_a_lease_forgotten_while_idle_and_made_again_still_pushes(
+    engine: Engine, make_book: BookFactory, redis_client: Redis
+) -> None:
+    key = funded_key(engine, balance_micros=10_000)
+    book = await make_book()
+    for cost in (300, 200):
+        held = reservation(key, 1_000)
+        assert await book.reserve(held, credit_limit_micros=None, deadline=FAR) is None
+        book.settle(held, cost)
+        for _ in range(3):
+            await book.flush()
+        assert (key.workspace_id, key.id) not in book._leases  # idle: forgotten
+    # Redis still has the first lease object's record; the second one's pushes must not pass for replays.
+    assert await live(redis_client, book, key) == (9_500, 0, 500, 0)

@@ -2,8 +2,11 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
-from dataclasses import replace
+from dataclasses import fields, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +16,11 @@ from sqlalchemy import Engine, func, select
 from clearmaas.accounts.keys import KeyRecord
 from clearmaas.billing.book import MemoryBook
 from clearmaas.billing.ledger import add_credit, reconcile
-from clearmaas.billing.service import Billing, reservation_ttl
+from clearmaas.billing.service import Billing, _item, reservation_ttl
+from clearmaas.billing.usage_log import UsageItem, UsageLog
 from clearmaas.canonical.usage import Usage
 from clearmaas.errors import InsufficientQuota, ModelPriceError
+from clearmaas.relay.record import CallRecord
 from clearmaas.settings import ProviderSettings, Settings, TimeoutSettings
 from clearmaas.store.schema import api_keys, ledger_entries, usage_records, workspaces
 from tests.billing.conftest import REDIS_URL
@@ -237,19 +242,156 @@ async def test_a_credit_added_by_another_process_is_usable_within_about_a_second
             await asyncio.sleep(0.05)
 
 
-async def test_a_settlement_completes_even_when_its_caller_is_cancelled(
-    engine: Engine, make_billing: BillingFactory
-) -> None:
+# -- settling inline, and the slow path of a full queue ------------------------------------------------------
+
+
+async def held_billing(engine: Engine, *, max_queue: int) -> Billing:
+    """A memory-book `Billing` whose usage-log writer is NOT started: its queue fills and stays full until the
+    test starts the writer, so a settle's slow path is taken deterministically."""
+    book = MemoryBook(engine)
+    usage_log = UsageLog(engine, on_flushed=book.flushed, maintain=book.maintain, max_queue=max_queue)
+    billing = Billing(book=book, usage_log=usage_log, catalogue=CATALOGUE)
+    await book.load()
+    return billing
+
+
+def fill_queue(billing: Billing, key: KeyRecord) -> int:
+    """Queue cost-0 records of other requests until the queue is full; returns how many."""
+    count = 0
+    while billing.usage_log.offer(
+        UsageItem(request_id=uuid.uuid4().hex, created_at=datetime.now(UTC), endpoint="openai_chat", status=429,
+                  workspace_id=key.workspace_id, key_id=key.id)
+    ):  # fmt: skip
+        count += 1
+    return count
+
+
+def stored(engine: Engine, request_id: str) -> tuple[int, int]:
+    """(usage records, ledger charges) stored for one request."""
+    with engine.connect() as c:
+        records = c.execute(
+            select(func.count()).select_from(usage_records).where(usage_records.c.request_id == request_id)
+        ).scalar_one()
+        charges = c.execute(
+            select(func.count()).select_from(ledger_entries).where(ledger_entries.c.request_id == request_id)
+        ).scalar_one()
+    return records, charges
+
+
+async def test_a_settle_with_room_in_the_queue_runs_inline_and_charges_once(engine: Engine) -> None:
     key = funded_key(engine, balance_micros=1_000_000)
-    billing = await make_billing(max_queue=1)
+    billing = await held_billing(engine, max_queue=10)
+    book = billing.book
+    assert isinstance(book, MemoryBook)
     reservation = await billing.reserve(key, MODEL, input_tokens=100, max_output_tokens=100)
-    caller = asyncio.create_task(billing.settle(reservation, call_record(key, FULL)))
+    record = call_record(key, FULL)
+    settling = billing.settle(reservation, record)
+    # One step completes it: no task, no shield, nothing to wait for, so nothing a cancellation could cut short.
+    with pytest.raises(StopIteration):
+        settling.send(None)
+    assert (book.spent(key.id), book.available(key.workspace_id)) == (BOUND, 1_000_000 - BOUND)
+    assert book.active_reservations == 0 and billing.usage_log.pending == 1
+    # Settling the same call again charges the book nothing more, and its record is stored once.
+    await billing.settle(reservation, record)
+    assert book.spent(key.id) == BOUND
+    await billing.usage_log.start()
+    await billing.stop()
+    assert stored(engine, record.request_id) == (1, 1)
+    assert totals(engine, key) == {
+        "records": 1, "charges": 1, "charged": BOUND, "balance": 1_000_000 - BOUND, "spent": BOUND,
+    }  # fmt: skip
+    assert reconcile(engine) == []
+
+
+async def test_release_runs_inline(engine: Engine) -> None:
+    key = funded_key(engine, balance_micros=1_000_000)
+    billing = await held_billing(engine, max_queue=10)
+    book = billing.book
+    assert isinstance(book, MemoryBook)
+    reservation = await billing.reserve(key, MODEL, input_tokens=100, max_output_tokens=100)
+    assert book.available(key.workspace_id) == 1_000_000 - BOUND
+    with pytest.raises(StopIteration):
+        billing.release(reservation).send(None)
+    assert book.available(key.workspace_id) == 1_000_000 and book.active_reservations == 0
+
+
+async def test_a_settle_cancelled_while_the_queue_is_full_still_charges_and_logs_once(engine: Engine) -> None:
+    key = funded_key(engine, balance_micros=1_000_000)
+    billing = await held_billing(engine, max_queue=2)
+    book = billing.book
+    assert isinstance(book, MemoryBook)
+    assert fill_queue(billing, key) == 2
+    reservation = await billing.reserve(key, MODEL, input_tokens=100, max_output_tokens=100)
+    record = call_record(key, FULL)
+    caller = asyncio.create_task(billing.settle(reservation, record))
+    await asyncio.sleep(0)
+    # The charge is made before anything waits; the record waits for room in the queue.
+    assert not caller.done() and book.spent(key.id) == BOUND and billing.usage_log.pending == 2
+    caller.cancel()  # the client hung up
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    await billing.usage_log.start()
+    await billing.stop()
+    assert stored(engine, record.request_id) == (1, 1)
+    assert totals(engine, key) == {
+        "records": 3, "charges": 1, "charged": BOUND, "balance": 1_000_000 - BOUND, "spent": BOUND,
+    }  # fmt: skip
+    assert reconcile(engine) == []
+
+
+async def test_stop_waits_for_a_settle_waiting_for_room_in_the_queue(engine: Engine) -> None:
+    key = funded_key(engine, balance_micros=1_000_000)
+    billing = await held_billing(engine, max_queue=1)
+    fill_queue(billing, key)
+    reservation = await billing.reserve(key, MODEL, input_tokens=100, max_output_tokens=100)
+    record = call_record(key, FULL)
+    caller = asyncio.create_task(billing.settle(reservation, record))
     await asyncio.sleep(0)
     caller.cancel()
     with pytest.raises(asyncio.CancelledError):
         await caller
-    await billing.stop()
+    stopping = asyncio.create_task(billing.stop())
+    await asyncio.sleep(0.05)
+    # The queue cannot drain without its writer: stop must not flush and close while that record waits.
+    assert not stopping.done()
+    await billing.usage_log.start()
+    await asyncio.wait_for(stopping, timeout=10)
+    assert stored(engine, record.request_id) == (1, 1)
     assert totals(engine, key)["spent"] == BOUND
+    assert reconcile(engine) == []
+
+
+async def test_a_settle_after_stop_is_still_written(engine: Engine, make_billing: BillingFactory) -> None:
+    key = funded_key(engine, balance_micros=1_000_000)
+    billing = await make_billing()
+    reservation = await billing.reserve(key, MODEL, input_tokens=100, max_output_tokens=100)
+    await billing.stop()
+    record = call_record(key, FULL)
+    await billing.settle(reservation, record)
+    assert stored(engine, record.request_id) == (1, 1)
+
+
+def test_the_usage_item_gets_every_field_of_the_call() -> None:
+    # Distinct values everywhere: `_item` passes the fields positionally, so a shifted one would show.
+    usage = Usage(input_tokens=11, cache_read_tokens=12, cache_write_tokens=13, output_tokens=14,
+                  reasoning_tokens=15, server_tool_calls={"web_search": 16})  # fmt: skip
+    record = CallRecord(request_id="req-1", endpoint="anthropic_messages", started=100.0, key_id="key-ignored",
+                        workspace_id="ws-ignored", requested_model="asked", served_model="served", router="cheap",
+                        fallback_level=2, stream=True, status=499, error_code="cut", usage=usage,
+                        first_byte=100.25, finished=101.5, client_disconnected=True)  # fmt: skip
+    before = time.time()
+    item = _item(record, workspace_id="ws-1", key_id="key-1", cost=17, charged=True)
+    assert before - 1.5 - 0.01 <= item.created_at.timestamp() <= time.time() - 1.5 + 0.01
+    assert item.created_at.tzinfo is UTC
+    assert {f.name: getattr(item, f.name) for f in fields(item) if f.name != "created_at"} == {
+        "request_id": "req-1", "endpoint": "anthropic_messages", "status": 499, "workspace_id": "ws-1",
+        "key_id": "key-1", "requested_model": "asked", "served_model": "served", "router": "cheap",
+        "fallback_level": 2, "stream": True, "error_code": "cut", "input_tokens": 11, "cache_read_tokens": 12,
+        "cache_write_tokens": 13, "output_tokens": 14, "reasoning_tokens": 15, "server_tool_calls": {"web_search": 16},
+        "cost_micros": 17, "latency_ms": 1500, "ttft_ms": 250, "client_disconnected": True, "book_charged": True,
+    }  # fmt: skip
+    assert item.server_tool_calls is not usage.server_tool_calls  # a copy, when there is something to copy
+    assert record.latency_ms == item.latency_ms and record.ttft_ms == item.ttft_ms
 
 
 def test_the_reservation_timeout_outlasts_the_longest_attempt() -> None:
