@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import Any
 
 from starlette.requests import Request
@@ -18,7 +19,7 @@ from clearmaas.relay.record import CallRecord
 from clearmaas.surfaces.base import Surface
 from clearmaas.web.responses import json_response
 
-__all__ = ["error_response", "required_model", "serve_chat"]
+__all__ = ["error_response", "new_request_id", "required_model", "serve_chat"]
 
 log = logging.getLogger("clearmaas.relay")
 
@@ -35,7 +36,7 @@ def error_response(surface: Surface, error: GatewayError, record: CallRecord | N
 
 
 async def serve_chat(gateway: Gateway, surface: Surface, http: Request) -> Response:
-    record = CallRecord(request_id=os.urandom(16).hex(), endpoint=surface.protocol)
+    record = CallRecord(request_id=new_request_id(), endpoint=surface.protocol)
     try:
         key = await gateway.authenticate(http.headers, allow_x_api_key=surface.protocol == "anthropic_messages")
         record.key_id, record.workspace_id = key.id, key.workspace_id
@@ -64,6 +65,13 @@ async def serve_chat(gateway: Gateway, surface: Surface, http: Request) -> Respo
         error = InternalError("The gateway failed to handle the request.")
         await gateway.finish(_failed(record, error))
         return error_response(surface, error, record)
+
+
+def new_request_id() -> str:
+    """32 hex digits: the time in milliseconds, then 80 random bits (the layout of a UUIDv7). Ids that grow
+    with time are appended at the end of the usage log's and ledger's indexes instead of landing on random
+    pages, which cut the SQLite writer's cost per record by about a third (bench/README.md)."""
+    return f"{time.time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
 
 
 def required_model(body: dict[str, Any]) -> str:
