@@ -23,6 +23,7 @@ The exact rules:
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -76,6 +77,10 @@ class Billing:
         self._catalogue = catalogue
         self._ttl = ttl
         self._tool_rates: dict[str, tuple[str, Mapping[str, ToolRate]]] = {}  # model id -> (provider, rates)
+        # Reservation ids: a random prefix per process, then a counter. Unique across replicas (the prefix has
+        # ~119 random bits) and without the system call a random id per reservation costs.
+        self._reservation_prefix = new_id("res") + "."
+        self._reservation_count = itertools.count()
         # Records waiting for room in a full queue (their callers may be gone); `stop` waits for them.
         self._inflight: set[asyncio.Task[None]] = set()
         self._stopped = False
@@ -145,7 +150,7 @@ class Billing:
         # Positional (id, workspace_id, key_id, amount_micros, model_id, prices, created): half the cost of
         # seven keywords, once per attempt on the event loop.
         reservation = Reservation(
-            new_id("res"),
+            f"{self._reservation_prefix}{next(self._reservation_count):x}",
             key.workspace_id,
             key.id,
             reservation_bound(entry.prices, input_tokens=input_tokens, max_output_tokens=output),

@@ -371,6 +371,19 @@ async def test_a_settle_after_stop_is_still_written(engine: Engine, make_billing
     assert stored(engine, record.request_id) == (1, 1)
 
 
+async def test_reservation_ids_are_unique_within_and_across_processes(engine: Engine) -> None:
+    key = funded_key(engine, balance_micros=1_000_000)
+    # Two Billing objects stand for two replicas (each process has its own).
+    replicas = [await held_billing(engine, max_queue=1), await held_billing(engine, max_queue=1)]
+    ids = [
+        (await billing.reserve(key, MODEL, input_tokens=1, max_output_tokens=1)).id
+        for billing in replicas
+        for _ in range(50)
+    ]
+    assert len(set(ids)) == 100
+    assert len({reservation_id.rpartition(".")[0] for reservation_id in ids}) == 2
+
+
 def test_the_usage_item_gets_every_field_of_the_call() -> None:
     # Distinct values everywhere: `_item` passes the fields positionally, so a shifted one would show.
     usage = Usage(input_tokens=11, cache_read_tokens=12, cache_write_tokens=13, output_tokens=14,
