@@ -59,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--py-spy", default=shutil.which("py-spy") or "/tmp/pyspy/bin/py-spy")
     parser.add_argument("--out", type=Path, default=None, help="keep the raw profile here")
+    parser.add_argument("--all-threads", action="store_true",
+                        help="sample every running thread, not only the one holding the GIL: shows the time spent "
+                             "in C code that releases it (SQLite's, in the usage-log writer)")
     args = parser.parse_args(argv)
     from tests.e2e.harness import fake_upstream
 
@@ -78,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         raw = args.out or Path(tmp) / "profile.txt"
         # py-spy may live in a --target directory: its package must be importable by its launcher.
         env = {**os.environ, "PYTHONPATH": str(Path(args.py_spy).resolve().parent.parent)}
-        spy = subprocess.Popen([args.py_spy, "record", "--gil", "--nonblocking", "-r", "200", "-f", "raw",
+        scope = [] if args.all_threads else ["--gil"]
+        spy = subprocess.Popen([args.py_spy, "record", *scope, "--nonblocking", "-r", "200", "-f", "raw",
                                 "-o", str(raw), "-d", str(args.seconds), "-p", str(gw.pid)],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         time.sleep(0.5)
