@@ -54,7 +54,7 @@ from clearmaas.billing.redis_state import (
 )
 from clearmaas.store.schema import new_id, utc_now
 
-__all__ = ["DEFAULT_PREFIX", "RedisBook", "RedisKeys"]
+__all__ = ["DEFAULT_PREFIX", "BookUnavailable", "RedisBook", "RedisKeys"]
 
 log = logging.getLogger("clearmaas.billing")
 
@@ -340,8 +340,16 @@ class RedisBook:
                     k.reservation(lease.lease_id), k.ws_reserved(ws), k.key_reserved(key), k.balance(ws),
                     k.spent(key), k.deadlines, k.owned(self.owner), k.owners, k.squeeze(ws),
                 ]  # fmt: skip
-                await self._push(keys=keys, args=_push_args(push, lease, deadline, self), client=pipe)
+                await self._push(keys=keys, args=self._push_args(push, lease, deadline), client=pipe)
             return list(await pipe.execute())
+
+    def _push_args(self, push: Push, lease: Lease, deadline: str) -> list[Any]:
+        """ARGV of the push script (redis_state.PUSH)."""
+        return [
+            push.seq, push.charge, push.release, push.forced, push.need, push.extra,
+            "" if push.credit_limit is None else push.credit_limit, deadline, lease.workspace_id, lease.key_id,
+            lease.lease_id, self.owner, self._divisor, self._squeeze_ms, self._keep_expired,
+        ]  # fmt: skip
 
     async def _initialise_missing(self, leases: Sequence[Lease]) -> None:
         """First use of a workspace or key since Redis was emptied: one database read each."""
@@ -433,11 +441,3 @@ class RedisBook:
             k.owned(owner_name),
         ]  # fmt: skip
         return int(await self._expire(keys=keys, args=[lease_id, self._keep_expired]))
-
-
-def _push_args(push: Push, lease: Lease, deadline: str, book: RedisBook) -> list[Any]:
-    return [
-        push.seq, push.charge, push.release, push.forced, push.need, push.extra,
-        "" if push.credit_limit is None else push.credit_limit, deadline, lease.workspace_id, lease.key_id,
-        lease.lease_id, book.owner, book._divisor, book._squeeze_ms, book._keep_expired,
-    ]  # fmt: skip
