@@ -30,7 +30,7 @@ from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any, Final
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -52,6 +52,8 @@ from clearmaas.billing.redis_state import (
     read_spent,
     workspace_ids,
 )
+from clearmaas.store.redis_client import bounded_client
+from clearmaas.store.refresh import RefreshLoop
 from clearmaas.store.schema import new_id, utc_now
 
 __all__ = ["DEFAULT_PREFIX", "BookUnavailable", "RedisBook", "RedisKeys"]
@@ -108,23 +110,14 @@ class RedisBook:
         self._active: dict[str, tuple[Reservation, Lease, float]] = {}  # id -> (reservation, lease, deadline)
         # Released locally past their deadline, still charged if settled late: id -> (reservation, when).
         self._expired: dict[str, tuple[Reservation, float]] = {}
-        self._task: asyncio.Task[None] | None = None
-        self._closing = False
+        self._loop = RefreshLoop(self._tick_once, interval=tick, name="billing-leases", what="credit lease")
+        self._next_housekeeping = 0.0
         self._closed = False
 
     @classmethod
     def from_url(cls, engine: Engine, url: str, *, max_connections: int = 64, **options: Any) -> RedisBook:
-        """A book with its own bounded pool: a burst of pushes waits (up to a second) for a connection
-        instead of failing."""
-        pool = BlockingConnectionPool.from_url(
-            url,
-            max_connections=max_connections,
-            timeout=1.0,
-            socket_timeout=2.0,
-            socket_connect_timeout=2.0,
-            health_check_interval=30,
-        )
-        return cls(engine, Redis.from_pool(pool), **options)
+        """A book with its own bounded pool (`store/redis_client.py`)."""
+        return cls(engine, bounded_client(url, socket_timeout=2.0, max_connections=max_connections), **options)
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
@@ -143,19 +136,14 @@ class RedisBook:
         spent = await asyncio.to_thread(read_spent, self._engine, None)
         await self._initialise({}, spent)
         await self.heartbeat()
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="clearmaas-billing-redis-leases")
+        self._next_housekeeping = time.monotonic() + self._interval
+        self._loop.start()
 
     async def close(self) -> None:
         """Push what every lease owes and give back its headroom, then leave."""
         if self._closed:
             return
-        self._closing = True
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._loop.stop()
         try:
             for lease in self._leases.values():
                 if lease.busy is not None:
@@ -360,26 +348,16 @@ class RedisBook:
 
     # -- periodic work --------------------------------------------------------------------------------
 
-    async def _run(self) -> None:
-        task = asyncio.current_task()
-        next_housekeeping = time.monotonic() + self._interval
-        while not self._closing:
-            try:
-                await self.flush()
-                if time.monotonic() >= next_housekeeping:
-                    next_housekeeping = time.monotonic() + self._interval
-                    self.sweep_local()
-                    await self.heartbeat()
-                    released = await self.sweep()
-                    if released:
-                        log.warning("released %d credit leases left by replicas that stopped", released)
-            except (RedisError, OSError):
-                if not self._closing:
-                    log.warning("billing housekeeping in Redis failed", exc_info=True)
-            # redis-py can swallow a cancellation that lands mid-command; `close` also sets `_closing`.
-            if self._closing or (task is not None and task.cancelling()):
-                return
-            await asyncio.sleep(self._tick)
+    async def _tick_once(self) -> None:
+        """The tick: push the leases; about once a second, also the heartbeat and the sweeps."""
+        await self.flush()
+        if time.monotonic() >= self._next_housekeeping:
+            self._next_housekeeping = time.monotonic() + self._interval
+            self.sweep_local()
+            await self.heartbeat()
+            released = await self.sweep()
+            if released:
+                log.warning("released %d credit leases left by replicas that stopped", released)
 
     def sweep_local(self, *, now: float | None = None) -> int:
         """Release this process's reservations past their deadline (a call that never settled)."""

@@ -21,12 +21,13 @@ import logging
 import time
 from typing import Any, Final, Literal
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError
 
 from clearmaas.limits.allowance import Allowance, Back, Plan
 from clearmaas.limits.counters import NOT_COUNTED, WINDOW_SECONDS, Admission, refusal
 from clearmaas.limits.store import Limits
+from clearmaas.store.redis_client import bounded_client
 from clearmaas.store.refresh import RefreshLoop
 
 __all__ = ["DEFAULT_KEY_PREFIX", "DEFAULT_TICK", "RedisCounter"]
@@ -145,20 +146,9 @@ class RedisCounter:
 
     @classmethod
     def from_url(cls, url: str, *, max_connections: int = 64, **options: Any) -> RedisCounter:
-        """A counter with its own connection pool and short timeouts, since an admission may wait on it.
-
-        The pool blocks (up to a second) instead of failing when all its connections are busy: a burst
-        of requests queues for a connection for microseconds rather than being admitted uncounted.
-        """
-        pool = BlockingConnectionPool.from_url(
-            url,
-            max_connections=max_connections,
-            timeout=1.0,
-            socket_timeout=1.0,
-            socket_connect_timeout=1.0,
-            health_check_interval=30,
-        )
-        return cls(Redis.from_pool(pool), **options)
+        """A counter with its own bounded pool (`store/redis_client.py`: a burst queues for a connection rather
+        than being admitted uncounted) and short timeouts, since an admission may wait on it."""
+        return cls(bounded_client(url, socket_timeout=1.0, max_connections=max_connections), **options)
 
     def key(self, workspace_id: str) -> str:
         return self._prefix + workspace_id

@@ -40,9 +40,14 @@ class RefreshLoop:
                 await task
 
     async def _forever(self) -> None:
+        task = asyncio.current_task()
         while True:
             await asyncio.sleep(self._interval)
             try:
                 await self._refresh()
             except Exception:
                 log.warning("%s refresh failed; serving what is cached", self._what, exc_info=True)
+            # A client library can swallow a cancellation that lands mid-call (redis-py does); `stop` must
+            # still end the loop rather than wait for it forever.
+            if task is not None and task.cancelling():
+                return

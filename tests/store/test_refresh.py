@@ -28,3 +28,21 @@ async def test_refreshes_periodically_survives_failures_and_stops(caplog: pytest
     await asyncio.sleep(0.05)
     assert stopped_at >= 4 and calls == stopped_at and not loop.running
     assert "test cache refresh failed" in caplog.text
+
+
+async def test_stop_ends_the_loop_even_when_the_refresh_swallows_the_cancellation() -> None:
+    started = asyncio.Event()
+
+    async def stubborn() -> None:
+        # As redis-py can: a cancellation landing mid-call is caught and not re-raised.
+        started.set()
+        try:
+            await asyncio.sleep(1)
+        except asyncio.CancelledError:
+            pass
+
+    loop = RefreshLoop(stubborn, interval=0.001, name="stubborn", what="stubborn")
+    loop.start()
+    await started.wait()
+    await asyncio.wait_for(loop.stop(), timeout=2)
+    assert not loop.running
