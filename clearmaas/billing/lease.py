@@ -110,7 +110,7 @@ class Lease:
 
     def needs_push(self) -> bool:
         """Whether the periodic push has anything to do: costs to charge, or headroom off its target."""
-        headroom = self.granted - self.inflight - self.unpushed
+        headroom = self.headroom
         return bool(self.unpushed) or headroom > 2 * self.target or headroom < self.target
 
     def plan(self, *, need: int = 0) -> Push:

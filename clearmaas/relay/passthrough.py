@@ -12,6 +12,7 @@ from starlette.responses import Response
 from clearmaas.errors import GatewayError
 from clearmaas.providers.base import Deployment, PassthroughStream, ProviderAdapter
 from clearmaas.relay.gateway import Gateway
+from clearmaas.relay import upstream
 from clearmaas.relay.record import CallRecord
 from clearmaas.relay.streams import prefetch
 from clearmaas.routing.plan import Candidate
@@ -41,17 +42,9 @@ async def serve_passthrough(
     upstream_request = adapter.passthrough_request(
         dict(body), model=candidate.entry, deployment=deployment, headers=client_headers
     )
-    response = await gateway.client.send(upstream_request, provider.timeouts)
-    if response.status >= 400:
-        raw = await response.read()
-        response.release()
-        raise adapter.map_error(response.status, response.headers, raw)
-
+    response = await upstream.send(gateway, provider, upstream_request)
     if not upstream_request.stream:
-        try:
-            raw = await response.read()
-        finally:
-            response.release()
+        raw = await upstream.read_whole(response)
         record.usage = adapter.passthrough_usage(raw)
         record.mark_first_byte()
         await gateway.finish(record)

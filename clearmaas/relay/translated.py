@@ -12,6 +12,7 @@ from clearmaas.canonical import ChatRequest, accumulate
 from clearmaas.canonical.estimate import estimate_input_tokens
 from clearmaas.providers.base import Deployment
 from clearmaas.relay.gateway import Gateway
+from clearmaas.relay import upstream
 from clearmaas.relay.record import CallRecord
 from clearmaas.relay.streams import observe_events, prefetch
 from clearmaas.routing.plan import Candidate
@@ -35,17 +36,9 @@ async def serve_translated(
     provider = candidate.provider
     adapter = provider.adapter
     upstream_request = adapter.encode_request(request, model=candidate.entry, deployment=deployment)
-    response = await gateway.client.send(upstream_request, provider.timeouts)
-    if response.status >= 400:
-        raw = await response.read()
-        response.release()
-        raise adapter.map_error(response.status, response.headers, raw)
-
+    response = await upstream.send(gateway, provider, upstream_request)
     if not upstream_request.stream:
-        try:
-            raw = await response.read()
-        finally:
-            response.release()
+        raw = await upstream.read_whole(response)
         decoded = adapter.decode_response(raw)
         record.usage = decoded.usage
         record.mark_first_byte()
