@@ -60,6 +60,11 @@ class BalanceBook(Protocol):
     async def load(self) -> None:
         """Read the balances once at startup."""
 
+    def take_now(self, reservation: Reservation, *, credit_limit_micros: int | None, deadline: float) -> bool:
+        """`reserve` when it can be decided in this process without suspending: True when the reservation is
+        now held; False when nothing was taken, and the caller awaits `reserve` (which also says why a
+        refusal is one)."""
+
     async def reserve(
         self, reservation: Reservation, *, credit_limit_micros: int | None, deadline: float
     ) -> Refusal | None:
@@ -159,9 +164,15 @@ class MemoryBook:
         balances, spent = await asyncio.to_thread(read_balances, self._engine)
         self._apply_read(balances, spent)
 
+    def take_now(self, reservation: Reservation, *, credit_limit_micros: int | None, deadline: float) -> bool:
+        return self._take(reservation, credit_limit_micros, deadline) is None
+
     async def reserve(
         self, reservation: Reservation, *, credit_limit_micros: int | None, deadline: float
     ) -> Refusal | None:
+        return self._take(reservation, credit_limit_micros, deadline)
+
+    def _take(self, reservation: Reservation, credit_limit_micros: int | None, deadline: float) -> Refusal | None:
         amount = reservation.amount_micros
         if self.available(reservation.workspace_id) < amount:
             return "balance"

@@ -19,6 +19,9 @@ class DisabledBilling:
     async def stop(self) -> None:
         return None
 
+    def reserve_now(self, key: KeyRecord, entry: ModelEntry, *, input_tokens: int, max_output_tokens: int) -> None:
+        return None
+
     async def reserve(self, key: KeyRecord, entry: ModelEntry, *, input_tokens: int, max_output_tokens: int) -> None:
         return None
 
@@ -26,4 +29,7 @@ class DisabledBilling:
         return None
 
     async def settle(self, reservation: Any, record: Any) -> None:
+        return None
+
+    def settle_now(self, reservation: Any, record: Any) -> None:
         return None

@@ -135,32 +135,29 @@ class Billing:
             await asyncio.gather(*self._inflight, return_exceptions=True)
         await self.book.close()
 
+    def reserve_now(
+        self, key: KeyRecord, entry: ModelEntry, *, input_tokens: int, max_output_tokens: int | None
+    ) -> Reservation | None:
+        """`reserve` without a coroutine when the book can decide in this process: the reservation held, or
+        None when the caller must await `reserve` (a refusal, or a Redis book's lease that needs topping up).
+        Raises ModelPriceError (400) like `reserve`."""
+        reservation = self._reservation(key, entry, input_tokens, max_output_tokens)
+        try:
+            taken = self.book.take_now(
+                reservation, credit_limit_micros=key.credit_limit_micros, deadline=reservation.created + self._ttl
+            )
+        except _BOOK_ERRORS:
+            return None  # `reserve` reports it
+        return reservation if taken else None
+
     async def reserve(
         self, key: KeyRecord, entry: ModelEntry, *, input_tokens: int, max_output_tokens: int | None
     ) -> Reservation:
         """Hold the bound of one attempt; raises InsufficientQuota (403) or ModelPriceError (400)."""
-        if entry.prices is None:
-            raise ModelPriceError(f"Pricing for the model '{entry.id}' is not set up.", param="model")
-        output = (
-            max_output_tokens if max_output_tokens is not None and max_output_tokens > 0 else entry.max_output_tokens
-        )
-        if entry.max_output_tokens > 0:
-            output = min(output, entry.max_output_tokens)
-        now = time.time()
-        # Positional (id, workspace_id, key_id, amount_micros, model_id, prices, created): half the cost of
-        # seven keywords, once per attempt on the event loop.
-        reservation = Reservation(
-            f"{self._reservation_prefix}{next(self._reservation_count):x}",
-            key.workspace_id,
-            key.id,
-            reservation_bound(entry.prices, input_tokens=input_tokens, max_output_tokens=output),
-            entry.id,
-            entry.prices,
-            now,
-        )
+        reservation = self._reservation(key, entry, input_tokens, max_output_tokens)
         try:
             refusal = await self.book.reserve(
-                reservation, credit_limit_micros=key.credit_limit_micros, deadline=now + self._ttl
+                reservation, credit_limit_micros=key.credit_limit_micros, deadline=reservation.created + self._ttl
             )
         except _BOOK_ERRORS as exc:
             log.exception("reserving credit failed")
@@ -168,6 +165,30 @@ class Billing:
         if refusal is not None:
             raise InsufficientQuota(_refusal_message(refusal, reservation.amount_micros))
         return reservation
+
+    def _reservation(
+        self, key: KeyRecord, entry: ModelEntry, input_tokens: int, max_output_tokens: int | None
+    ) -> Reservation:
+        """The bound of one attempt on `entry`, not yet held; raises ModelPriceError (400) for an unpriced model."""
+        prices = entry.prices
+        if prices is None:
+            raise ModelPriceError(f"Pricing for the model '{entry.id}' is not set up.", param="model")
+        output = (
+            max_output_tokens if max_output_tokens is not None and max_output_tokens > 0 else entry.max_output_tokens
+        )
+        if entry.max_output_tokens > 0:
+            output = min(output, entry.max_output_tokens)
+        # Positional (id, workspace_id, key_id, amount_micros, model_id, prices, created): half the cost of
+        # seven keywords, once per attempt on the event loop.
+        return Reservation(
+            f"{self._reservation_prefix}{next(self._reservation_count):x}",
+            key.workspace_id,
+            key.id,
+            reservation_bound(prices, input_tokens=input_tokens, max_output_tokens=output),
+            entry.id,
+            prices,
+            time.time(),
+        )
 
     async def release(self, reservation: Reservation) -> None:
         """The attempt failed with no output: give the reservation back, charge nothing. Never suspends, so a
@@ -185,15 +206,22 @@ class Billing:
         the record are made even if the caller is cancelled: everything up to queueing the record runs
         without suspending, and a record that must wait for room in the queue waits in a task of its own.
         """
+        waiting = self.settle_now(reservation, record)
+        if waiting is not None:
+            await waiting
+
+    def settle_now(self, reservation: Reservation | None, record: CallRecord) -> Awaitable[None] | None:
+        """`settle` without a coroutine: everything is done when it returns None; otherwise the queue was full
+        and the caller awaits what it returns (back-pressure) while the record waits for room in a task that
+        the caller's cancellation does not reach."""
         item = self._charge(reservation, record)
         if item is None or self.usage_log.offer(item):
-            return
-        # The queue is full: wait for room, shielded (bench/README.md: a task and a shield cost ~6 us and a
-        # wake-up, which is why the usual path does without).
+            return None
+        # bench/README.md: a task and a shield cost ~6 us and a wake-up, which is why the usual path does without.
         task = asyncio.create_task(self.usage_log.put(item))
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
-        await asyncio.shield(task)
+        return asyncio.shield(task)
 
     def _charge(self, reservation: Reservation | None, record: CallRecord) -> UsageItem | None:
         """Settle the reservation in the book and build the usage record; None when there is nothing to log."""

@@ -46,9 +46,15 @@ async def run_plan(
         record.router = candidate.router
         record.fallback_level = candidate.level if plan.chain else None
         output_bound = min(requested_max or entry.max_output_tokens, entry.max_output_tokens)
-        record.reservation = await gateway.billing.reserve(
+        # Decided in this process when the book can (no coroutine); a refusal or a lease top-up is awaited.
+        reservation = gateway.billing.reserve_now(
             key, entry, input_tokens=record.input_estimate, max_output_tokens=output_bound
         )
+        if reservation is None:
+            reservation = await gateway.billing.reserve(
+                key, entry, input_tokens=record.input_estimate, max_output_tokens=output_bound
+            )
+        record.reservation = reservation
         fast = candidate.provider.adapter.native_protocol == surface.protocol and candidate.effort is None
         if not fast and decoded is None:
             decoded = surface.decode_request(body, client_headers)

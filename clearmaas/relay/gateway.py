@@ -134,7 +134,9 @@ class Gateway:
             record.estimate_cut_stream()
         reservation, record.reservation = record.reservation, None
         try:
-            await self.billing.settle(reservation, record)
+            waiting = self.billing.settle_now(reservation, record)
+            if waiting is not None:
+                await waiting
         except Exception:
             log.exception("settling request %s failed", record.request_id)
         admission = record.admission

@@ -127,6 +127,41 @@ async def test_a_busy_lease_reserves_in_memory_and_every_cost_reaches_redis(
     assert await live(redis_client, book, key) == (10_000_000_000 - 2_000 * 700, 0, 2_000 * 700, 0)
 
 
+async def test_take_now_decides_from_the_lease_alone_and_never_calls_redis(
+    engine: Engine, make_book: BookFactory, redis_client: Redis
+) -> None:
+    key = funded_key(engine, balance_micros=10_000_000)
+    book = await make_book()
+    pushes = 0
+    script = book._push
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal pushes
+        pushes += 1
+        return await script(*args, **kwargs)
+
+    book._push = counted  # type: ignore[assignment]
+    fresh = reservation(key, 1_000)
+    # No lease yet: nothing is taken, and the awaited path is the one that asks Redis.
+    assert book.take_now(fresh, credit_limit_micros=None, deadline=FAR) is False
+    assert pushes == 0 and await book.reserved_micros(key.workspace_id) in (None, 0)
+    assert await book.reserve(fresh, credit_limit_micros=None, deadline=FAR) is None
+    for _ in range(20):  # a rate for the tick to lease ahead of
+        book.settle(fresh, 100)
+        fresh = reservation(key, 1_000)
+        assert await book.reserve(fresh, credit_limit_micros=None, deadline=FAR) is None
+    await book.flush()
+    before = pushes
+    taken = [reservation(key, 1_000) for _ in range(5)]
+    assert all(book.take_now(r, credit_limit_micros=None, deadline=FAR) for r in taken)
+    assert pushes == before  # decided in memory
+    for r in [*taken, fresh]:
+        assert book.settle(r, 100) is True
+    await book.flush()
+    await book.flush()
+    assert await live(redis_client, book, key) == (10_000_000 - 26 * 100, 0, 26 * 100, 0)
+
+
 async def test_a_push_whose_reply_was_lost_applies_once(
     engine: Engine, make_book: BookFactory, redis_client: Redis
 ) -> None:

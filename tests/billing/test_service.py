@@ -223,6 +223,37 @@ async def test_reserve_bounds_output_by_the_model_and_refuses_an_unpriced_model(
     assert (refused.value.status, refused.value.code) == (403, "insufficient_user_quota")
 
 
+async def test_reserve_now_holds_what_fits_and_leaves_a_refusal_to_reserve(
+    engine: Engine, make_billing: BillingFactory
+) -> None:
+    key = funded_key(engine, balance_micros=3 * BOUND)
+    billing = await make_billing()
+    # The memory book decides everything here; a Redis book once its lease covers the bound (after `reserve`
+    # topped it up), so ask the awaited way first as the relay does when `reserve_now` says None.
+    first = billing.reserve_now(key, MODEL, input_tokens=100, max_output_tokens=100) or await billing.reserve(
+        key, MODEL, input_tokens=100, max_output_tokens=100
+    )
+    assert first.amount_micros == BOUND
+    held = [first]
+    while (reservation := billing.reserve_now(key, MODEL, input_tokens=100, max_output_tokens=100)) is not None:
+        held.append(reservation)
+        assert len(held) <= 3  # never more than the balance covers
+    assert len(held) <= 3
+    while len(held) < 3:
+        held.append(await billing.reserve(key, MODEL, input_tokens=100, max_output_tokens=100))
+    # Nothing is left: the fast path takes nothing and the awaited path says why.
+    assert billing.reserve_now(key, MODEL, input_tokens=100, max_output_tokens=100) is None
+    with pytest.raises(InsufficientQuota):
+        await billing.reserve(key, MODEL, input_tokens=100, max_output_tokens=100)
+    with pytest.raises(ModelPriceError):
+        billing.reserve_now(key, replace(MODEL, prices=None), input_tokens=1, max_output_tokens=1)
+    for reservation in held:
+        await billing.settle(reservation, call_record(key, usage=FULL))
+    await billing.stop()
+    assert totals(engine, key)["records"] == 3
+    assert reconcile(engine) == []
+
+
 async def test_a_credit_added_by_another_process_is_usable_within_about_a_second(
     engine: Engine, make_billing: BillingFactory
 ) -> None:
