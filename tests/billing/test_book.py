@@ -8,7 +8,7 @@ from sqlalchemy import Engine
 from clearmaas.accounts.keys import KeyRecord
 from clearmaas.billing.book import Charge, MemoryBook, Reservation
 from clearmaas.billing.ledger import add_credit
-from clearmaas.billing.usage_log import UsageItem, write_batch
+from clearmaas.billing.usage_log import UsageItem, book_charges, write_batch
 from tests.billing.support import PRICES, funded_key
 
 FAR = 1e12  # a deadline that never passes
@@ -39,8 +39,7 @@ def committed(engine: Engine, key: KeyRecord, cost: int) -> Charge:
         book_charged=True,
     )
     assert write_batch(engine, [item]) == 1
-    charge = item.charge()
-    assert charge is not None
+    [charge] = book_charges([item])
     return charge
 
 

@@ -323,3 +323,34 @@ async def test_stop_during_a_write_does_not_wait_out_the_delay(
     gate.set()
     await asyncio.wait_for(stopping, 5)
     assert money(sqlite_engine, key)[:2] == (7, 7)
+
+
+async def test_producers_waiting_for_room_lose_nothing_when_the_log_stops(
+    sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = funded_key(sqlite_engine, balance_micros=100_000)
+    gate = threading.Event()
+
+    def blocked(engine: Engine, items: Sequence[UsageItem]) -> int:
+        gate.wait(10)
+        return write_batch(engine, items)
+
+    monkeypatch.setattr(usage_log, "write_batch", blocked)
+    log = UsageLog(sqlite_engine, max_queue=2, max_delay=0.0)
+    await log.start()
+    await log.put(item(key, 1))
+    while log.pending > 0:  # the writer holds the first record, stuck
+        await asyncio.sleep(0.01)
+    assert log.offer(item(key, 1)) and log.offer(item(key, 1))
+    waiting = [asyncio.create_task(log.put(item(key, 1))) for _ in range(5)]
+    await asyncio.sleep(0.05)
+    assert not any(task.done() for task in waiting)
+    # A record offered while others wait for room queues behind them, not ahead.
+    assert not log.offer(item(key, 1))
+    stopping = asyncio.create_task(log.stop())
+    await asyncio.sleep(0.05)
+    gate.set()
+    async with asyncio.timeout(5):
+        await stopping
+        await asyncio.gather(*waiting)
+    assert money(sqlite_engine, key) == (8, 8, 100_000 - 8, 8)
