@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
@@ -42,6 +43,12 @@ class LimitCache:
     def get(self, workspace_id: str) -> Limits:
         return self._limits.get(workspace_id, UNLIMITED)
 
+    @property
+    def lookup(self) -> Callable[[str, Limits], Limits]:
+        """The mapping's own `get`, for the limiter's per-request read without a Python call: call it as
+        `lookup(workspace_id, UNLIMITED)`. Valid for the cache's life (the mapping is updated in place)."""
+        return self._limits.get
+
     def put(self, workspace_id: str, limits: Limits) -> None:
         if limits.unlimited:
             self._limits.pop(workspace_id, None)
@@ -53,7 +60,10 @@ class LimitCache:
         if self._engine is None:
             return len(self._limits)
         started = utc_now()
-        self._limits = await asyncio.to_thread(load_all, self._engine)
+        loaded = await asyncio.to_thread(load_all, self._engine)
+        # In place: `lookup` hands out the mapping's bound `get`.
+        self._limits.clear()
+        self._limits.update(loaded)
         self._refreshed_at = started
         return len(self._limits)
 

@@ -146,20 +146,31 @@ class MemoryCounter:
 
     def admit_now(self, workspace_id: str, limits: Limits, tokens: int) -> Admission:
         now = self._clock()
-        state = self._current(workspace_id, now)
-        which = refused_by(limits, state.requests, state.tokens, tokens)
-        if which is not None:
-            until_reset = (state.index + 1) * self._window_seconds - now
+        # `_current` and `refused_by`, inlined: this runs on every request of a limited workspace.
+        index = int(now // self._window_seconds)
+        state = self._windows.get(workspace_id)
+        if state is None or state.index != index:
+            state = self._windows[workspace_id] = _Window(index)
+        rpm, tpm = limits.rpm, limits.tpm
+        if (rpm is not None and state.requests >= rpm) or (
+            tpm is not None and state.tokens > 0 and state.tokens + tokens > tpm
+        ):
+            which = refused_by(limits, state.requests, state.tokens, tokens)
+            assert which is not None
+            until_reset = (index + 1) * self._window_seconds - now
             raise refusal(limits, which, until_reset, window_seconds=self._window_seconds)
         state.requests += 1
         state.tokens += tokens
-        return Admission(window=state.index, tokens=tokens)
+        return Admission(index, tokens)
 
     async def admit(self, workspace_id: str, limits: Limits, tokens: int) -> Admission:
         return self.admit_now(workspace_id, limits, tokens)
 
     def adjust_now(self, workspace_id: str, delta: int, *, window: int | None) -> bool:
-        state = self._current(workspace_id, self._clock())
+        index = int(self._clock() // self._window_seconds)
+        state = self._windows.get(workspace_id)
+        if state is None or state.index != index:
+            state = self._windows[workspace_id] = _Window(index)
         if delta < 0 and window is not None and window != state.index:
             return True
         state.tokens = max(0, state.tokens + delta)

@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 
 from clearmaas.limits.cache import LimitCache
 from clearmaas.limits.counters import NOT_COUNTED, Admission, Counter, LocalCounter, MemoryCounter
+from clearmaas.limits.store import UNLIMITED
 from clearmaas.settings import Settings
 
 __all__ = ["Limiter"]
@@ -32,6 +33,8 @@ class Limiter:
         fast = hasattr(counter, "admit_now") and hasattr(counter, "adjust_now")
         local: LocalCounter | None = counter if fast else None  # type: ignore[assignment]
         self._local = local
+        # The cache's dict lookup itself, read twice per request (no Python call in between).
+        self._limits_of = cache.lookup
 
     @classmethod
     def from_settings(cls, settings: Settings, engine: Engine) -> Limiter:
@@ -66,12 +69,13 @@ class Limiter:
     def admit_now(self, workspace_id: str, *, tokens: int) -> Admission | None:
         """`admit` without a coroutine when it can be decided in this process: the `Admission`, or
         `RateLimited`, or None when the counter's backend must decide (then await `admit`)."""
-        limits = self.limits.get(workspace_id)
-        if limits.unlimited:
+        limits = self._limits_of(workspace_id, UNLIMITED)
+        if limits is UNLIMITED:  # the cache keeps only workspaces with a limit
             return NOT_COUNTED
-        if self._local is None:
+        local = self._local
+        if local is None:
             return None
-        return self._local.admit_now(workspace_id, limits, tokens if tokens > 0 else 0)
+        return local.admit_now(workspace_id, limits, tokens if tokens > 0 else 0)
 
     async def admit(self, workspace_id: str, *, tokens: int) -> Admission:
         """Count one request and `tokens` (its estimated input plus its maximum output) in the workspace's
@@ -96,7 +100,7 @@ class Limiter:
         delta = actual - estimated
         if delta == 0 or (admission is not None and admission.window is None):
             return True
-        if self.limits.get(workspace_id).tpm is None:
+        if self._limits_of(workspace_id, UNLIMITED).tpm is None:
             return True
         if self._local is None:
             return False
