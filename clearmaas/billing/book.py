@@ -173,13 +173,22 @@ class MemoryBook:
         return self._take(reservation, credit_limit_micros, deadline)
 
     def _take(self, reservation: Reservation, credit_limit_micros: int | None, deadline: float) -> Refusal | None:
-        amount = reservation.amount_micros
-        if self.available(reservation.workspace_id) < amount:
+        # `available`, `remaining_credit` and `_add`, inlined: this and `settle` run on every request.
+        amount, workspace_id, key_id = reservation.amount_micros, reservation.workspace_id, reservation.key_id
+        reserved_ws, reserved_key = self._reserved_ws, self._reserved_key
+        held_ws = reserved_ws.get(workspace_id, 0)
+        available = self._balance.get(workspace_id, 0) - self._unflushed_balance.get(workspace_id, 0) - held_ws
+        if available < amount:
             return "balance"
-        if credit_limit_micros is not None and self.remaining_credit(reservation.key_id, credit_limit_micros) < amount:
-            return "key_credit"
-        _add(self._reserved_ws, reservation.workspace_id, amount)
-        _add(self._reserved_key, reservation.key_id, amount)
+        held_key = reserved_key.get(key_id, 0)
+        if credit_limit_micros is not None:
+            spent = self._spent.get(key_id, 0) + self._unflushed_spent.get(key_id, 0)
+            if credit_limit_micros - spent - held_key < amount:
+                return "key_credit"
+        # Never zero after adding a positive amount; a zero amount leaves the totals as they are.
+        if amount:
+            reserved_ws[workspace_id] = held_ws + amount
+            reserved_key[key_id] = held_key + amount
         self._active[reservation.id] = (reservation, deadline)
         return None
 
