@@ -182,37 +182,12 @@ def _placeholder(column: str) -> str:
     return "?"
 
 
-class _Insert:
-    """One INSERT statement, run as multi-row statements of `rows_per_statement` rows (then `executemany` for
-    the rest): one `sqlite3_step` per statement instead of one per row cut the record's insert by about a
-    sixth (bench/README.md), and 250 rows stay far below SQLite's limit of bound parameters."""
-
-    rows_per_statement: Final = 250
-
-    def __init__(self, head: str, row: str, tail: str = "") -> None:
-        self.one = f"{head} VALUES {row}{tail}"
-        self.many = f"{head} VALUES {', '.join([row] * self.rows_per_statement)}{tail}"
-
-    def run(self, connection: Connection, rows: Sequence[tuple[Any, ...]]) -> int:
-        """Insert `rows`; returns how many rows were inserted (a row skipped by ON CONFLICT is not)."""
-        size = self.rows_per_statement
-        whole = len(rows) - len(rows) % size
-        inserted = 0
-        for start in range(0, whole, size):
-            values = tuple([value for row in rows[start : start + size] for value in row])
-            inserted += connection.exec_driver_sql(self.many, values).rowcount
-        if whole < len(rows):
-            inserted += connection.exec_driver_sql(self.one, list(rows[whole:])).rowcount
-        return inserted
-
-
-_RECORD_COLUMNS: Final = f"INSERT INTO usage_records ({', '.join(_COLUMNS)})"
-_RECORD_ROW: Final = f"({', '.join(_placeholder(c) for c in _COLUMNS)})"
-_INSERT: Final = _Insert(_RECORD_COLUMNS, _RECORD_ROW)
-_INSERT_NEW: Final = _Insert(_RECORD_COLUMNS, _RECORD_ROW, " ON CONFLICT (request_id) DO NOTHING")
-_LEDGER: Final = _Insert(
-    "INSERT INTO ledger_entries (workspace_id, kind, amount_micros, request_id, key_id, created_at)",
-    "(?, 'charge', ?, ?, NULLIF(?, ''), ?)",
+_INSERT: Final = (
+    f"INSERT INTO usage_records ({', '.join(_COLUMNS)}) VALUES ({', '.join(_placeholder(c) for c in _COLUMNS)})"
+)
+_LEDGER: Final = (
+    "INSERT INTO ledger_entries (workspace_id, kind, amount_micros, request_id, key_id, created_at) "
+    "VALUES (?, 'charge', ?, ?, NULLIF(?, ''), ?)"
 )
 _BALANCE: Final = "UPDATE workspaces SET balance_micros = balance_micros - {mark} WHERE id = {mark}"
 _SPEND: Final = "UPDATE api_keys SET spent_micros = spent_micros + {mark} WHERE id = {mark}"
@@ -228,7 +203,8 @@ def _write_sqlite(engine: Engine, items: list[UsageItem]) -> int:
         raise _unfit(exc) from exc
     try:
         with engine.begin() as connection:
-            if _INSERT_NEW.run(connection, rows) != len(rows):
+            inserted = connection.exec_driver_sql(_INSERT + " ON CONFLICT (request_id) DO NOTHING", rows)
+            if inserted.rowcount != len(rows):
                 raise _SomeStored
             _charge_sqlite(connection, rows)
         return len(rows)
@@ -245,7 +221,7 @@ def _write_sqlite(engine: Engine, items: list[UsageItem]) -> int:
             stored.update(request_id for (request_id,) in connection.exec_driver_sql(query, chunk))
         new = [row for row in rows if row[_REQUEST] not in stored]
         if new:
-            _INSERT.run(connection, new)
+            connection.exec_driver_sql(_INSERT, new)
             _charge_sqlite(connection, new)
     return len(new)
 
@@ -254,7 +230,9 @@ def _charge_sqlite(connection: Connection, rows: list[tuple[Any, ...]]) -> None:
     charged = [row for row in rows if row[_COST] and row[_WORKSPACE]]
     if not charged:
         return
-    _LEDGER.run(connection, [(row[_WORKSPACE], -row[_COST], row[_REQUEST], row[_KEY], row[_CREATED]) for row in charged])
+    connection.exec_driver_sql(
+        _LEDGER, [(row[_WORKSPACE], -row[_COST], row[_REQUEST], row[_KEY], row[_CREATED]) for row in charged]
+    )
     by_workspace: dict[str, int] = defaultdict(int)
     by_key: dict[str, int] = defaultdict(int)
     for row in charged:
