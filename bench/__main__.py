@@ -44,7 +44,7 @@ def _plan(quick: bool) -> dict[str, Any]:
         return {"rounds": 3, "per_round": 200, "warmup": 100, "wrk_rounds": 1, "wrk_seconds": 2,
                 "stream_rounds": 2, "stream_per_round": 5, "idle_seconds": 2, "slow_rounds": 2,
                 "slow_per_round": 150, "slow_wrk_seconds": 2, "slow_delay_ms": 10}
-    return {"rounds": 10, "per_round": 400, "warmup": 300, "wrk_rounds": 3, "wrk_seconds": 4,
+    return {"rounds": 10, "per_round": 400, "warmup": 300, "wrk_rounds": 5, "wrk_seconds": 3,
             "stream_rounds": 6, "stream_per_round": 10, "idle_seconds": 3, "slow_rounds": 6,
             "slow_per_round": 200, "slow_wrk_seconds": 3, "slow_delay_ms": 10}
 

@@ -91,7 +91,8 @@ def ratio_rows(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
             name_on, name_off = f"{base} [{mode}]", f"{base} [off]"
             if name_on in throughput.get("median_rps", {}) and name_off in throughput["median_rps"]:
                 rows[f"req/s, {base} [{mode}]"] = {
-                    "measured": _ratio(throughput["median_rps"][name_on], throughput["median_rps"][name_off]),
+                    # Per round, then the median: each round's on and off runs are seconds apart (phases.py).
+                    "measured": _median_ratio(throughput["round_rps"][name_on], throughput["round_rps"][name_off]),
                     "clean": _median_ratio(throughput["round_capacity"][name_on],
                                            throughput["round_capacity"][name_off]), "kind": "rps"}
         for variant, block in streams.items():
