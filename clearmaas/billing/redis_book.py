@@ -189,11 +189,13 @@ class RedisBook:
     async def reserve(
         self, reservation: Reservation, *, credit_limit_micros: int | None, deadline: float
     ) -> Refusal | None:
-        lease = self._lease(reservation.workspace_id, reservation.key_id)
-        lease.credit_limit = credit_limit_micros
         amount = reservation.amount_micros
         retries = 0
         while True:
+            # Looked up again after every wait: the tick forgets an idle lease, and a push or a take on a
+            # forgotten one would hold credit in Redis that no tick ever gives back.
+            lease = self._lease(reservation.workspace_id, reservation.key_id)
+            lease.credit_limit = credit_limit_micros
             if lease.take(amount):
                 self._active[reservation.id] = (reservation, lease, deadline)
                 return None
