@@ -408,3 +408,30 @@ async def test_a_lease_forgotten_while_idle_and_made_again_still_pushes(
         assert (key.workspace_id, key.id) not in book._leases  # idle: forgotten
     # Redis still has the first lease object's record; the second one's pushes must not pass for replays.
     assert await live(redis_client, book, key) == (9_500, 0, 500, 0)
+
+
+async def test_a_call_asking_again_after_a_refusal_never_holds_credit_on_a_forgotten_lease(
+    engine: Engine, make_book: BookFactory, redis_client: Redis
+) -> None:
+    key = funded_key(engine, balance_micros=10_000, credit_limit_micros=1_000)
+    a, b = await make_book(tick=0.05), await make_book()
+    held = reservation(key, 700)
+    assert await b.reserve(held, credit_limit_micros=1_000, deadline=FAR) is None
+    mine = reservation(key, 500)
+    # Refused for the key's credit while B holds some: A waits three ticks and asks again. Meanwhile its
+    # own tick forgets its lease, which holds nothing.
+    waiting = asyncio.create_task(a.reserve(mine, credit_limit_micros=1_000, deadline=FAR))
+    await asyncio.sleep(0.06)
+    assert not waiting.done()
+    assert b.release(held) is True
+    await b.flush()
+    await b.flush()  # squeezed by A's refusal, B's lease gives its headroom back
+    assert await asyncio.wait_for(waiting, 5) is None
+    assert a.settle(mine, 400) is True
+    # Every cost and every unused credit of A's reserve reaches Redis: nothing stays held for a lease that
+    # no tick pushes.
+    for _ in range(40):
+        if await live(redis_client, a, key) == (10_000 - 400, 0, 400, 0):
+            break
+        await asyncio.sleep(0.05)
+    assert await live(redis_client, a, key) == (10_000 - 400, 0, 400, 0)
