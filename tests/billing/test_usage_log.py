@@ -39,6 +39,31 @@ def item(key: KeyRecord, cost: int, **fields: Any) -> UsageItem:
     return UsageItem(**values)
 
 
+def block_writes(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Make every batch write wait (up to 10 s) until the returned event is set."""
+    gate = threading.Event()
+
+    def blocked(engine: Engine, items: Sequence[UsageItem]) -> int:
+        gate.wait(10)
+        return write_batch(engine, items)
+
+    monkeypatch.setattr(usage_log, "write_batch", blocked)
+    return gate
+
+
+async def stuck_log(
+    engine: Engine, key: KeyRecord, monkeypatch: pytest.MonkeyPatch, *, max_queue: int
+) -> tuple[UsageLog, threading.Event]:
+    """A started log whose writer holds one record and is stuck writing it until the event is set."""
+    gate = block_writes(monkeypatch)
+    log = UsageLog(engine, max_queue=max_queue, max_delay=0.0)
+    await log.start()
+    await log.put(item(key, 1))
+    while log.pending > 0:
+        await asyncio.sleep(0.01)
+    return log, gate
+
+
 def money(engine: Engine, key: KeyRecord) -> tuple[int, int, int, int]:
     """(usage records, charge entries, workspace balance, key spend)."""
     with engine.connect() as c:
@@ -103,18 +128,7 @@ async def test_put_waits_for_room_when_the_queue_is_full_and_nothing_is_lost(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     key = funded_key(engine, balance_micros=100_000)
-    gate = threading.Event()
-
-    def blocked(engine: Engine, items: Sequence[UsageItem]) -> int:
-        gate.wait(10)
-        return write_batch(engine, items)
-
-    monkeypatch.setattr(usage_log, "write_batch", blocked)
-    log = UsageLog(engine, max_queue=3, max_delay=0.0)
-    await log.start()
-    await log.put(item(key, 1))
-    while log.pending > 0:  # until the writer has taken it and is stuck writing
-        await asyncio.sleep(0.01)
+    log, gate = await stuck_log(engine, key, monkeypatch, max_queue=3)
     for _ in range(3):
         await asyncio.wait_for(log.put(item(key, 1)), 1)
     assert log.pending == 3
@@ -303,13 +317,7 @@ async def test_stop_during_a_write_does_not_wait_out_the_delay(
     sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     key = funded_key(sqlite_engine, balance_micros=10_000)
-    gate = threading.Event()
-
-    def blocked(engine: Engine, items: Sequence[UsageItem]) -> int:
-        gate.wait(10)
-        return write_batch(engine, items)
-
-    monkeypatch.setattr(usage_log, "write_batch", blocked)
+    gate = block_writes(monkeypatch)
     log = UsageLog(sqlite_engine, batch_size=5, max_delay=30)
     await log.start()
     for _ in range(5):
@@ -329,18 +337,7 @@ async def test_producers_waiting_for_room_lose_nothing_when_the_log_stops(
     sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     key = funded_key(sqlite_engine, balance_micros=100_000)
-    gate = threading.Event()
-
-    def blocked(engine: Engine, items: Sequence[UsageItem]) -> int:
-        gate.wait(10)
-        return write_batch(engine, items)
-
-    monkeypatch.setattr(usage_log, "write_batch", blocked)
-    log = UsageLog(sqlite_engine, max_queue=2, max_delay=0.0)
-    await log.start()
-    await log.put(item(key, 1))
-    while log.pending > 0:  # the writer holds the first record, stuck
-        await asyncio.sleep(0.01)
+    log, gate = await stuck_log(sqlite_engine, key, monkeypatch, max_queue=2)
     assert log.offer(item(key, 1)) and log.offer(item(key, 1))
     waiting = [asyncio.create_task(log.put(item(key, 1))) for _ in range(5)]
     await asyncio.sleep(0.05)
