@@ -327,9 +327,15 @@ async def test_a_settle_with_room_in_the_queue_runs_inline_and_charges_once(engi
     assert book.spent(key.id) == BOUND
     await billing.usage_log.start()
     await billing.stop()
+    assert_charged_once(engine, key, record, records=1)
+
+
+def assert_charged_once(engine: Engine, key: KeyRecord, record: CallRecord, *, records: int) -> None:
+    """The call's record is stored once with one ledger charge of BOUND, out of `records` records in all, and
+    the books reconcile."""
     assert stored(engine, record.request_id) == (1, 1)
     assert totals(engine, key) == {
-        "records": 1, "charges": 1, "charged": BOUND, "balance": 1_000_000 - BOUND, "spent": BOUND,
+        "records": records, "charges": 1, "charged": BOUND, "balance": 1_000_000 - BOUND, "spent": BOUND,
     }  # fmt: skip
     assert reconcile(engine) == []
 
@@ -363,11 +369,7 @@ async def test_a_settle_cancelled_while_the_queue_is_full_still_charges_and_logs
         await caller
     await billing.usage_log.start()
     await billing.stop()
-    assert stored(engine, record.request_id) == (1, 1)
-    assert totals(engine, key) == {
-        "records": 3, "charges": 1, "charged": BOUND, "balance": 1_000_000 - BOUND, "spent": BOUND,
-    }  # fmt: skip
-    assert reconcile(engine) == []
+    assert_charged_once(engine, key, record, records=3)
 
 
 async def test_stop_waits_for_a_settle_waiting_for_room_in_the_queue(engine: Engine) -> None:
