@@ -30,7 +30,7 @@ __all__ = ["categorise", "main"]
 
 # First match wins, so the writer thread is told apart before the money-path frames it also contains.
 _CATEGORIES = (
-    ("usage-log writer: UsageItem.row", r"UsageItem\.row"),
+    ("usage-log writer: building rows", r"_values \(clearmaas/billing/usage_log"),
     ("usage-log writer: the rest", r"write_batch"),
     ("worker threads: other (cache refreshes)", r"_WorkItem\.run"),
     ("Redis client (redis-py)", r"\(redis/"),

@@ -27,9 +27,7 @@ import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import fields
-from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any
 
 from redis.exceptions import RedisError
 from sqlalchemy import Engine
@@ -224,11 +222,17 @@ class Billing:
         return asyncio.shield(task)
 
     def _charge(self, reservation: Reservation | None, record: CallRecord) -> UsageItem | None:
-        """Settle the reservation in the book and build the usage record; None when there is nothing to log."""
+        """Settle the reservation in the book and queue-ready the usage record; None when there is nothing to
+        log. The call is finished from here on: the writer builds the usage row from `record` later."""
+        finished = record.finished
+        if finished is None:
+            finished = record.finished = time.monotonic()
+        # The request's start as wall-clock time: one clock read (a datetime is made by the writer).
+        started_at = time.time() - max(finished - record.started, 0.0)
         if reservation is None:
             if record.workspace_id is None:
                 return None
-            return _item(record, workspace_id=record.workspace_id, key_id=record.key_id, cost=0, charged=False)
+            return UsageItem(record, started_at, record.workspace_id, record.key_id, 0, False)
         usage = record.usage
         if usage.server_tool_calls:
             provider, rates = self._rates(reservation.model_id)
@@ -243,9 +247,8 @@ class Billing:
             charged = False
         if not charged and cost:
             log.warning("reservation %s was not held when settled; charging the ledger only", reservation.id)
-        return _item(
-            record, workspace_id=reservation.workspace_id, key_id=reservation.key_id, cost=cost, charged=charged
-        )
+        # Positional (record, started_at, workspace_id, key_id, cost_micros, book_charged), once per request.
+        return UsageItem(record, started_at, reservation.workspace_id, reservation.key_id, cost, charged)
 
     def _rates(self, model_id: str) -> tuple[str, Mapping[str, ToolRate]]:
         known = self._tool_rates.get(model_id)
@@ -263,52 +266,3 @@ def _refusal_message(refusal: Refusal, amount: int) -> str:
             "Raise the key's limit or use another key."
         )
     return f"Insufficient balance to cover this request (up to ${format_usd(amount)}). Top up your credits."
-
-
-# `_item` passes UsageItem's fields positionally, in this order: 23 keywords cost ~12,000 more instructions
-# (~3 us) per request on the event loop. Checked once at import, so a change to UsageItem cannot shift a value
-# into the wrong column unnoticed.
-_ITEM_FIELDS: Final = (
-    "request_id", "created_at", "endpoint", "status", "workspace_id", "key_id", "requested_model", "served_model",
-    "router", "fallback_level", "stream", "error_code", "input_tokens", "cache_read_tokens", "cache_write_tokens",
-    "output_tokens", "reasoning_tokens", "server_tool_calls", "cost_micros", "latency_ms", "ttft_ms",
-    "client_disconnected", "book_charged",
-)  # fmt: skip
-if tuple(f.name for f in fields(UsageItem)) != _ITEM_FIELDS:
-    raise ImportError("UsageItem's fields changed: update _ITEM_FIELDS and _item in clearmaas/billing/service.py")
-
-
-def _item(record: CallRecord, *, workspace_id: str, key_id: str | None, cost: int, charged: bool) -> UsageItem:
-    usage = record.usage
-    started, finished, first_byte = record.started, record.finished, record.first_byte
-    now = time.monotonic() if finished is None else finished
-    tools = usage.server_tool_calls
-    return UsageItem(
-        record.request_id,
-        # The request's start as wall-clock time: one clock read and one conversion (datetime.now and a
-        # timedelta cost twice as much).
-        datetime.fromtimestamp(time.time() - max(now - started, 0.0), UTC),
-        record.endpoint,
-        record.status,
-        workspace_id,
-        key_id,
-        record.requested_model,
-        record.served_model,
-        record.router,
-        record.fallback_level,
-        record.stream,
-        record.error_code,
-        usage.input_tokens,
-        usage.cache_read_tokens,
-        usage.cache_write_tokens,
-        usage.output_tokens,
-        usage.reasoning_tokens,
-        # Copied only when there is something to copy: the usual empty dict is the finished call's own.
-        dict(tools) if tools else tools,
-        cost,
-        # CallRecord.latency_ms and ttft_ms, without their second clock read and property calls.
-        int((now - started) * 1000),
-        None if first_byte is None else int((first_byte - started) * 1000),
-        record.client_disconnected,
-        charged,
-    )

@@ -25,16 +25,19 @@ import logging
 import time
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
-from sqlalchemy import Connection, Dialect, Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError, StatementError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from clearmaas.billing.book import Charge
+
+if TYPE_CHECKING:
+    from clearmaas.relay.record import CallRecord
 
 __all__ = ["UsageItem", "UsageLog", "book_charges", "write_batch"]
 
@@ -50,48 +53,68 @@ _WIDTHS: Final = {
 
 @dataclass(slots=True)
 class UsageItem:
-    """One usage record, and the charge it carries (`cost_micros` against `workspace_id` / `key_id`)."""
+    """A finished call waiting in the usage log: its `CallRecord`, when it started on the wall clock, and the
+    charge it carries (`cost_micros` against `workspace_id` / `key_id`).
 
-    request_id: str
-    created_at: datetime
-    endpoint: str
-    status: int
-    workspace_id: str | None = None
-    key_id: str | None = None
-    requested_model: str | None = None
-    served_model: str | None = None
-    router: str | None = None
-    fallback_level: int | None = None
-    stream: bool = False
-    error_code: str | None = None
-    input_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
-    output_tokens: int = 0
-    reasoning_tokens: int = 0
-    server_tool_calls: dict[str, int] = field(default_factory=dict)
+    The usage row itself is built from the record once, by the writer (`_values`, or the PostgreSQL
+    statement): building a 23-field object on the event loop for every request and turning it into a tuple
+    again on the writer cost ~14,000 instructions a request (bench/README.md). The record must not change
+    once queued; `Gateway.finish` is the last to write to it.
+    """
+
+    record: CallRecord
+    started_at: float  # wall-clock seconds (time.time()) at the request's start
+    workspace_id: str | None
+    key_id: str | None
     cost_micros: int = 0
-    latency_ms: int | None = None
-    ttft_ms: int | None = None
-    client_disconnected: bool = False
     # Whether the balance book counted this charge (so it must hear when the database has it).
     book_charged: bool = False
 
+    @property
+    def request_id(self) -> str:
+        return self.record.request_id
+
+    @property
+    def created_at(self) -> datetime:
+        return datetime.fromtimestamp(self.started_at, UTC)
+
     def row(self) -> dict[str, Any]:
-        # Field by field: dataclasses.asdict deep-copies and cost ~30 us a record on the writer thread, which
-        # shares the core (and the GIL) with the event loop (bench/README.md).
-        values = {name: getattr(self, name) for name in _ROW_FIELDS}
+        """The `usage_records` row as the SQLAlchemy table binds it: what `_values` and the PostgreSQL
+        statement store, and what a record that could not be stored is logged as."""
+        record = self.record
+        usage = record.usage
+        started, finished, first_byte = record.started, record.finished, record.first_byte
+        tools = usage.server_tool_calls
+        values: dict[str, Any] = {
+            "request_id": record.request_id,
+            "created_at": self.created_at,
+            "workspace_id": self.workspace_id,
+            "key_id": self.key_id,
+            "requested_model": record.requested_model,
+            "served_model": record.served_model,
+            "router": record.router,
+            "fallback_level": record.fallback_level,
+            "endpoint": record.endpoint,
+            "stream": int(record.stream),
+            "status": record.status,
+            "error_code": record.error_code,
+            "input_tokens": usage.input_tokens,
+            "cache_read_tokens": usage.cache_read_tokens,
+            "cache_write_tokens": usage.cache_write_tokens,
+            "output_tokens": usage.output_tokens,
+            "reasoning_tokens": usage.reasoning_tokens,
+            "server_tool_calls": orjson.dumps(tools).decode() if tools else None,
+            "cost_micros": self.cost_micros,
+            "latency_ms": None if finished is None else int((finished - started) * 1000),
+            "ttft_ms": None if first_byte is None else int((first_byte - started) * 1000),
+            "client_disconnected": int(record.client_disconnected),
+        }
         for name, width in _WIDTHS.items():
             text = values[name]
             if isinstance(text, str) and len(text) > width:
                 values[name] = text[:width]
-        values["stream"] = int(self.stream)
-        values["client_disconnected"] = int(self.client_disconnected)
-        values["server_tool_calls"] = orjson.dumps(self.server_tool_calls).decode() if self.server_tool_calls else None
         return values
 
-
-_ROW_FIELDS = tuple(f.name for f in fields(UsageItem) if f.name != "book_charged")
 
 # The `usage_records` columns in the order of `_values`; tests/billing/test_usage_log_sql.py checks it names
 # every column of the table.
@@ -111,17 +134,9 @@ class _SomeStored(Exception):
     """A batch holds records stored before (a retry): roll back and write only the new ones."""
 
 
-def _utc(moment: datetime) -> datetime:
-    # As `UtcDateTime.process_bind_param`.
-    if moment.tzinfo is None:
-        raise ValueError("naive datetime given to a UTC column")
-    return moment.astimezone(UTC)
-
-
-def _sqlite_time(moment: datetime) -> str:
+def _sqlite_time(started_at: float) -> str:
     """The text a `UtcDateTime` column holds on SQLite: the UTC time, no offset, six fractional digits."""
-    if moment.tzinfo is not UTC:
-        moment = _utc(moment)
+    moment = datetime.fromtimestamp(started_at, UTC)
     return _SQLITE_TIME % (
         moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second, moment.microsecond
     )
@@ -131,31 +146,34 @@ def _values(item: UsageItem) -> tuple[Any, ...]:
     """The record's `usage_records` values for SQLite, as `UsageItem.row` and the ORM would bind them, except
     that a missing value is bound as empty text or -1 (`_INSERT` turns them back into NULL). Text longer than
     its column is cut (the widths of `_WIDTHS`)."""
-    tools = item.server_tool_calls
-    fallback_level, latency_ms, ttft_ms = item.fallback_level, item.latency_ms, item.ttft_ms
+    record = item.record
+    usage = record.usage
+    started, finished, first_byte = record.started, record.finished, record.first_byte
+    tools = usage.server_tool_calls
+    fallback_level = record.fallback_level
     return (
-        item.request_id[:64],
-        _sqlite_time(item.created_at),
+        record.request_id[:64],
+        _sqlite_time(item.started_at),
         (item.workspace_id or "")[:32],
         (item.key_id or "")[:32],
-        (item.requested_model or "")[:200],
-        (item.served_model or "")[:200],
-        (item.router or "")[:64],
+        (record.requested_model or "")[:200],
+        (record.served_model or "")[:200],
+        (record.router or "")[:64],
         -1 if fallback_level is None else fallback_level,
-        item.endpoint[:32],
-        int(item.stream),
-        item.status,
-        (item.error_code or "")[:64],
-        item.input_tokens,
-        item.cache_read_tokens,
-        item.cache_write_tokens,
-        item.output_tokens,
-        item.reasoning_tokens,
+        record.endpoint[:32],
+        int(record.stream),
+        record.status,
+        (record.error_code or "")[:64],
+        usage.input_tokens,
+        usage.cache_read_tokens,
+        usage.cache_write_tokens,
+        usage.output_tokens,
+        usage.reasoning_tokens,
         orjson.dumps(tools).decode() if tools else "",
         item.cost_micros,
-        -1 if latency_ms is None else latency_ms,
-        -1 if ttft_ms is None else ttft_ms,
-        int(item.client_disconnected),
+        -1 if finished is None else int((finished - started) * 1000),
+        -1 if first_byte is None else int((first_byte - started) * 1000),
+        int(record.client_disconnected),
     )
 
 
@@ -185,9 +203,13 @@ def _placeholder(column: str) -> str:
 _INSERT: Final = (
     f"INSERT INTO usage_records ({', '.join(_COLUMNS)}) VALUES ({', '.join(_placeholder(c) for c in _COLUMNS)})"
 )
+# The batch's charges, copied by SQLite from the rows just inserted rather than bound again from Python (five
+# values a record). Those rows hold consecutive rowids: each insert takes the largest rowid + 1 while this
+# transaction holds the database's write lock, so they are the `len(rows)` rowids up to `last_insert_rowid()`.
 _LEDGER: Final = (
     "INSERT INTO ledger_entries (workspace_id, kind, amount_micros, request_id, key_id, created_at) "
-    "VALUES (?, 'charge', ?, ?, NULLIF(?, ''), ?)"
+    "SELECT workspace_id, 'charge', -cost_micros, request_id, key_id, created_at FROM usage_records "
+    "WHERE rowid BETWEEN ? AND ? AND cost_micros <> 0 AND workspace_id IS NOT NULL ORDER BY rowid"
 )
 _BALANCE: Final = "UPDATE workspaces SET balance_micros = balance_micros - {mark} WHERE id = {mark}"
 _SPEND: Final = "UPDATE api_keys SET spent_micros = spent_micros + {mark} WHERE id = {mark}"
@@ -199,7 +221,7 @@ def _write_sqlite(engine: Engine, items: list[UsageItem]) -> int:
     in the row count, and the batch is done again with only the records not stored yet."""
     try:
         rows = [_values(item) for item in items]
-    except (TypeError, ValueError, AttributeError) as exc:
+    except (TypeError, ValueError, AttributeError, OverflowError, OSError) as exc:
         raise _unfit(exc) from exc
     try:
         with engine.begin() as connection:
@@ -227,18 +249,24 @@ def _write_sqlite(engine: Engine, items: list[UsageItem]) -> int:
 
 
 def _charge_sqlite(connection: Connection, rows: list[tuple[Any, ...]]) -> None:
-    charged = [row for row in rows if row[_COST] and row[_WORKSPACE]]
-    if not charged:
-        return
-    connection.exec_driver_sql(
-        _LEDGER, [(row[_WORKSPACE], -row[_COST], row[_REQUEST], row[_KEY], row[_CREATED]) for row in charged]
-    )
+    """Charge the records just inserted (`rows`, all of them new), in the same transaction."""
     by_workspace: dict[str, int] = defaultdict(int)
     by_key: dict[str, int] = defaultdict(int)
-    for row in charged:
-        by_workspace[row[_WORKSPACE]] += row[_COST]
-        if row[_KEY]:
-            by_key[row[_KEY]] += row[_COST]
+    charged = 0
+    for row in rows:
+        cost, workspace_id = row[_COST], row[_WORKSPACE]
+        if cost and workspace_id:
+            charged += 1
+            by_workspace[workspace_id] += cost
+            if row[_KEY]:
+                by_key[row[_KEY]] += cost
+    if not charged:
+        return
+    (last,) = connection.exec_driver_sql("SELECT last_insert_rowid()").one()
+    copied = connection.exec_driver_sql(_LEDGER, (last - len(rows) + 1, last)).rowcount
+    if copied != charged:
+        # Only if the rowids were not consecutive after all: roll back rather than charge the wrong rows.
+        raise _unfit(RuntimeError(f"{copied} ledger charges for {charged} charged usage records"))
     _update_totals(connection, by_workspace, by_key, "?")
 
 
@@ -252,25 +280,29 @@ def _update_totals(connection: Connection, by_workspace: dict[str, int], by_key:
         connection.exec_driver_sql(statement, [(by_key[key], key) for key in sorted(by_key)])
 
 
-# The batch as one JSON array of the items (orjson serialises the dataclasses in C, ~1 us a record), unpacked
-# by the server. Text is cut to its column's width as on SQLite; ON CONFLICT DO NOTHING skips the records an
-# earlier attempt stored, and RETURNING gives only the new ones to the ledger insert and to the totals the
-# writer then applies. `server_tool_calls` is a `json` field so its text is orjson's, as `UsageItem.row` stores.
+# The batch as one JSON array of the items, their call records nested (orjson serialises the dataclasses in C,
+# ~1 us a record), unpacked by the server into exactly the row `UsageItem.row` gives. Text is cut to its
+# column's width as on SQLite; ON CONFLICT DO NOTHING skips the records an earlier attempt stored, and
+# RETURNING gives only the new ones to the ledger insert and to the totals the writer then applies.
+# `server_tool_calls` stays `json` so its text is orjson's, as `UsageItem.row` stores; latency and time to
+# first byte are computed in float8 and truncated, as Python's int() does.
 _PG_WRITE: Final = """
 WITH batch AS (
-    SELECT * FROM json_to_recordset(%s::json) AS item(
-        request_id text, created_at timestamptz, workspace_id text, key_id text, requested_model text,
-        served_model text, router text, fallback_level integer, endpoint text, stream boolean, status integer,
-        error_code text, input_tokens bigint, cache_read_tokens bigint, cache_write_tokens bigint,
-        output_tokens bigint, reasoning_tokens bigint, server_tool_calls json, cost_micros bigint,
-        latency_ms integer, ttft_ms integer, client_disconnected boolean)
+    SELECT item.record AS r, item.record -> 'usage' AS u, item.started_at, item.workspace_id, item.key_id,
+        item.cost_micros
+    FROM json_to_recordset(%s::json) AS item(
+        record json, started_at double precision, workspace_id text, key_id text, cost_micros bigint)
 ), new AS (
     INSERT INTO usage_records (<columns>)
-    SELECT left(request_id, 64), created_at, left(workspace_id, 32), left(key_id, 32), left(requested_model, 200),
-        left(served_model, 200), left(router, 64), fallback_level, left(endpoint, 32), stream::integer, status,
-        left(error_code, 64), input_tokens, cache_read_tokens, cache_write_tokens, output_tokens,
-        reasoning_tokens, nullif(server_tool_calls::text, '{}'), cost_micros, latency_ms, ttft_ms,
-        client_disconnected::integer
+    SELECT left(r ->> 'request_id', 64), to_timestamp(started_at), left(workspace_id, 32), left(key_id, 32),
+        left(r ->> 'requested_model', 200), left(r ->> 'served_model', 200), left(r ->> 'router', 64),
+        (r ->> 'fallback_level')::integer, left(r ->> 'endpoint', 32), (r ->> 'stream')::boolean::integer,
+        (r ->> 'status')::integer, left(r ->> 'error_code', 64), (u ->> 'input_tokens')::bigint,
+        (u ->> 'cache_read_tokens')::bigint, (u ->> 'cache_write_tokens')::bigint, (u ->> 'output_tokens')::bigint,
+        (u ->> 'reasoning_tokens')::bigint, nullif((u -> 'server_tool_calls')::text, '{}'), cost_micros,
+        trunc(((r ->> 'finished')::float8 - (r ->> 'started')::float8) * 1000)::integer,
+        trunc(((r ->> 'first_byte')::float8 - (r ->> 'started')::float8) * 1000)::integer,
+        (r ->> 'client_disconnected')::boolean::integer
     FROM batch
     ON CONFLICT (request_id) DO NOTHING
     RETURNING request_id, created_at, workspace_id, key_id, cost_micros
@@ -285,9 +317,6 @@ SELECT workspace_id, key_id, count(*), sum(cost_micros)::bigint FROM new GROUP B
 
 def _write_postgres(engine: Engine, items: list[UsageItem]) -> int:
     try:
-        if any(item.created_at.tzinfo is None for item in items):
-            # orjson would write it without an offset, and the server would read it in its own time zone.
-            raise ValueError("naive datetime given to a UTC column")
         document = orjson.dumps(items).decode()
     except (TypeError, ValueError, AttributeError) as exc:
         raise _unfit(exc) from exc
@@ -551,6 +580,10 @@ class UsageLog:
 
 def _log_lost(items: Iterable[UsageItem], why: str) -> None:
     for item in items:
-        record = item.row()
-        record["created_at"] = item.created_at.isoformat()
-        log.error("usage record NOT stored (%s): %s", why, orjson.dumps(record).decode())
+        try:
+            record = item.row()
+            record["created_at"] = item.created_at.isoformat()
+            text = orjson.dumps(record).decode()
+        except (TypeError, ValueError, OverflowError, OSError):
+            text = repr(item)  # the very value that could not be stored cannot be serialised either
+        log.error("usage record NOT stored (%s): %s", why, text)

@@ -12,13 +12,14 @@ from clearmaas.accounts.workspaces import create_workspace
 from clearmaas.admin.usage import UsageFilter, decode_cursor, usage_page, usage_summary
 from clearmaas.billing.usage_log import UsageItem, write_batch
 from clearmaas.errors import InvalidRequest
+from tests.billing.support import usage_item
 
 NOON = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def _item(request_id: str, when: datetime, workspace_id: str, *, model: str = "openai/gpt-4o-mini",
           status: int = 200, cost: int = 1000, key: str = "key_a") -> UsageItem:  # fmt: skip
-    return UsageItem(
+    return usage_item(
         request_id=request_id, created_at=when, endpoint="openai_chat", status=status, workspace_id=workspace_id,
         key_id=key, requested_model=model, served_model=model if status == 200 else None, input_tokens=10,
         cache_read_tokens=2, output_tokens=7, reasoning_tokens=3, cost_micros=cost if status == 200 else 0,

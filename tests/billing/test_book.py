@@ -8,8 +8,8 @@ from sqlalchemy import Engine
 from clearmaas.accounts.keys import KeyRecord
 from clearmaas.billing.book import Charge, MemoryBook, Reservation
 from clearmaas.billing.ledger import add_credit
-from clearmaas.billing.usage_log import UsageItem, book_charges, write_batch
-from tests.billing.support import PRICES, funded_key
+from clearmaas.billing.usage_log import book_charges, write_batch
+from tests.billing.support import PRICES, funded_key, usage_item
 
 FAR = 1e12  # a deadline that never passes
 
@@ -28,7 +28,7 @@ def reservation(key: KeyRecord, amount: int) -> Reservation:
 
 def committed(engine: Engine, key: KeyRecord, cost: int) -> Charge:
     """Write a charge the way the usage log does, and return what it tells the book."""
-    item = UsageItem(
+    item = usage_item(
         request_id=uuid.uuid4().hex,
         created_at=datetime.now(UTC),
         endpoint="openai_chat",

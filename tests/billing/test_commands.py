@@ -16,11 +16,12 @@ from sqlalchemy import Engine, update
 
 from clearmaas.accounts.keys import KeyRecord, list_keys
 from clearmaas.billing.redis_book import DEFAULT_PREFIX
-from clearmaas.billing.usage_log import UsageItem, write_batch
+from clearmaas.billing.usage_log import write_batch
 from clearmaas.store.database import create_engine_for
 from clearmaas.store.schema import utc_now, workspaces
 from tests.billing.conftest import REDIS_URL
 from tests.store.postgres import scratch_postgres
+from tests.billing.support import usage_item
 
 
 def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -65,7 +66,7 @@ def served(engine: Engine, key: KeyRecord, request_id: str, cost: int, model: st
     write_batch(
         engine,
         [
-            UsageItem(
+            usage_item(
                 request_id=request_id, created_at=utc_now(), endpoint="openai_chat", status=200,
                 workspace_id=key.workspace_id, key_id=key.id, requested_model=model, served_model=model,
                 input_tokens=10, output_tokens=20, cost_micros=cost,

@@ -13,7 +13,7 @@ from clearmaas.accounts.errors import WorkspaceNotFound
 from clearmaas.accounts.keys import KeyRecord
 from clearmaas.billing.export import EXPORT_FIELDS, ExportFilter, export_usage, parse_moment
 from clearmaas.billing.usage_log import UsageItem, write_batch
-from tests.billing.support import funded_key
+from tests.billing.support import funded_key, usage_item
 
 DAY = datetime(2026, 11, 20, tzinfo=UTC)
 
@@ -36,7 +36,7 @@ def record(key: KeyRecord, request_id: str, *, hours: int, model: str, cost: int
         "cost_micros": cost,
     }
     values.update(fields)
-    return UsageItem(**values)  # type: ignore[arg-type]
+    return usage_item(**values)  # type: ignore[arg-type]
 
 
 @pytest.fixture

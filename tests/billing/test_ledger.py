@@ -13,15 +13,15 @@ from clearmaas.accounts.keys import KeyRecord
 from clearmaas.billing.book import Reservation
 from clearmaas.billing.ledger import add_credit, reconcile, workspace_summary
 from clearmaas.billing.redis_book import RedisBook
-from clearmaas.billing.usage_log import UsageItem, write_batch
+from clearmaas.billing.usage_log import write_batch
 from clearmaas.store.schema import api_keys, ledger_entries, usage_records, workspaces
 from tests.billing.conftest import REDIS_URL
-from tests.billing.support import PRICES, funded_key
+from tests.billing.support import PRICES, funded_key, usage_item
 
 
 def charge(engine: Engine, key: KeyRecord, cost: int) -> str:
     request_id = uuid.uuid4().hex
-    item = UsageItem(
+    item = usage_item(
         request_id=request_id,
         created_at=datetime.now(UTC),
         endpoint="anthropic_messages",

@@ -16,15 +16,15 @@ from sqlalchemy import Engine, func, select
 from clearmaas.accounts.keys import KeyRecord
 from clearmaas.billing.book import MemoryBook
 from clearmaas.billing.ledger import add_credit, reconcile
-from clearmaas.billing.service import Billing, _item, reservation_ttl
-from clearmaas.billing.usage_log import UsageItem, UsageLog
+from clearmaas.billing.service import Billing, reservation_ttl
+from clearmaas.billing.usage_log import UsageLog
 from clearmaas.canonical.usage import Usage
 from clearmaas.errors import InsufficientQuota, ModelPriceError
 from clearmaas.relay.record import CallRecord
 from clearmaas.settings import ProviderSettings, Settings, TimeoutSettings
 from clearmaas.store.schema import api_keys, ledger_entries, usage_records, workspaces
 from tests.billing.conftest import REDIS_URL
-from tests.billing.support import CATALOGUE, MODEL, call_record, funded_key
+from tests.billing.support import CATALOGUE, MODEL, call_record, funded_key, usage_item
 
 BillingFactory = Callable[..., Coroutine[Any, Any, Billing]]
 
@@ -290,7 +290,7 @@ def fill_queue(billing: Billing, key: KeyRecord) -> int:
     """Queue cost-0 records of other requests until the queue is full; returns how many."""
     count = 0
     while billing.usage_log.offer(
-        UsageItem(request_id=uuid.uuid4().hex, created_at=datetime.now(UTC), endpoint="openai_chat", status=429,
+        usage_item(request_id=uuid.uuid4().hex, created_at=datetime.now(UTC), endpoint="openai_chat", status=429,
                   workspace_id=key.workspace_id, key_id=key.id)
     ):  # fmt: skip
         count += 1
@@ -417,27 +417,37 @@ async def test_reservation_ids_are_unique_within_and_across_processes(engine: En
     assert len({reservation_id.rpartition(".")[0] for reservation_id in ids}) == 2
 
 
-def test_the_usage_item_gets_every_field_of_the_call() -> None:
-    # Distinct values everywhere: `_item` passes the fields positionally, so a shifted one would show.
+def test_the_usage_row_gets_every_field_of_the_call(engine: Engine) -> None:
+    # Distinct values everywhere, so a value landing in the wrong column would show.
     usage = Usage(input_tokens=11, cache_read_tokens=12, cache_write_tokens=13, output_tokens=14,
                   reasoning_tokens=15, server_tool_calls={"web_search": 16})  # fmt: skip
-    record = CallRecord(request_id="req-1", endpoint="anthropic_messages", started=100.0, key_id="key-ignored",
-                        workspace_id="ws-ignored", requested_model="asked", served_model="served", router="cheap",
+    record = CallRecord(request_id="req-1", endpoint="anthropic_messages", started=100.0, key_id="key-1",
+                        workspace_id="ws-1", requested_model="asked", served_model="served", router="cheap",
                         fallback_level=2, stream=True, status=499, error_code="cut", usage=usage,
                         first_byte=100.25, finished=101.5, client_disconnected=True)  # fmt: skip
+    billing = Billing(book=MemoryBook(engine), usage_log=UsageLog(engine))
     before = time.time()
-    item = _item(record, workspace_id="ws-1", key_id="key-1", cost=17, charged=True)
-    assert before - 1.5 - 0.01 <= item.created_at.timestamp() <= time.time() - 1.5 + 0.01
-    assert item.created_at.tzinfo is UTC
-    assert {f.name: getattr(item, f.name) for f in fields(item) if f.name != "created_at"} == {
+    item = billing._charge(None, record)  # refused before reserving: logged at cost 0
+    assert item is not None and item.record is record and not item.book_charged
+    assert before - 1.5 - 0.01 <= item.started_at <= time.time() - 1.5 + 0.01
+    row = item.row()
+    assert row.pop("created_at") == datetime.fromtimestamp(item.started_at, UTC)
+    assert row == {
         "request_id": "req-1", "endpoint": "anthropic_messages", "status": 499, "workspace_id": "ws-1",
         "key_id": "key-1", "requested_model": "asked", "served_model": "served", "router": "cheap",
-        "fallback_level": 2, "stream": True, "error_code": "cut", "input_tokens": 11, "cache_read_tokens": 12,
-        "cache_write_tokens": 13, "output_tokens": 14, "reasoning_tokens": 15, "server_tool_calls": {"web_search": 16},
-        "cost_micros": 17, "latency_ms": 1500, "ttft_ms": 250, "client_disconnected": True, "book_charged": True,
+        "fallback_level": 2, "stream": 1, "error_code": "cut", "input_tokens": 11, "cache_read_tokens": 12,
+        "cache_write_tokens": 13, "output_tokens": 14, "reasoning_tokens": 15,
+        "server_tool_calls": '{"web_search":16}', "cost_micros": 0, "latency_ms": 1500, "ttft_ms": 250,
+        "client_disconnected": 1,
     }  # fmt: skip
-    assert item.server_tool_calls is not usage.server_tool_calls  # a copy, when there is something to copy
-    assert record.latency_ms == item.latency_ms and record.ttft_ms == item.ttft_ms
+    assert record.latency_ms == row["latency_ms"] and record.ttft_ms == row["ttft_ms"]
+
+
+def test_settling_finishes_a_call_that_was_not_marked_finished(engine: Engine) -> None:
+    billing = Billing(book=MemoryBook(engine), usage_log=UsageLog(engine))
+    record = CallRecord(request_id="req-2", endpoint="openai_chat", workspace_id="ws-1", started=time.monotonic())
+    item = billing._charge(None, record)
+    assert item is not None and record.finished is not None and item.row()["latency_ms"] >= 0
 
 
 def test_the_reservation_timeout_outlasts_the_longest_attempt() -> None:

@@ -18,7 +18,7 @@ from clearmaas.billing.book import Charge
 from clearmaas.billing.ledger import reconcile
 from clearmaas.billing.usage_log import UsageItem, UsageLog, write_batch
 from clearmaas.store.schema import api_keys, ledger_entries, usage_records, workspaces
-from tests.billing.support import funded_key
+from tests.billing.support import funded_key, usage_item
 
 
 def item(key: KeyRecord, cost: int, **fields: Any) -> UsageItem:
@@ -36,7 +36,7 @@ def item(key: KeyRecord, cost: int, **fields: Any) -> UsageItem:
         "book_charged": cost > 0,
     }
     values.update(fields)
-    return UsageItem(**values)
+    return usage_item(**values)
 
 
 def block_writes(monkeypatch: pytest.MonkeyPatch) -> threading.Event:

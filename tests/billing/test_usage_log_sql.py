@@ -18,7 +18,7 @@ from clearmaas.billing.export import ExportFilter, iter_usage
 from clearmaas.billing.ledger import reconcile
 from clearmaas.billing.usage_log import UsageItem, UsageLog, write_batch
 from clearmaas.store.schema import api_keys, ledger_entries, usage_records, workspaces
-from tests.billing.support import funded_key
+from tests.billing.support import funded_key, usage_item
 
 MOMENT = datetime(2026, 11, 20, 9, 15, 30, 123_456, tzinfo=UTC)
 
@@ -37,7 +37,7 @@ def item(key: KeyRecord, cost: int = 0, **fields: Any) -> UsageItem:
         "book_charged": cost > 0,
     }
     values.update(fields)
-    return UsageItem(**values)
+    return usage_item(**values)
 
 
 def raw_row(connection: Connection, table: str, request_id: str) -> tuple[Any, ...]:
@@ -177,27 +177,32 @@ def test_request_ids_are_cut_to_the_column_before_they_are_compared(engine: Engi
     assert money(engine, key) == (1, 1, 999, 1)
 
 
-def test_a_naive_time_is_refused_like_the_tables_refuse_it(engine: Engine) -> None:
+def unstorable(key: KeyRecord, cost: int = 0) -> UsageItem:
+    """A record whose built-in tool counts cannot be serialised (the one value a call record could hold that
+    no column takes)."""
+    return item(key, cost, server_tool_calls={"web_search": object()})
+
+
+def test_an_unstorable_value_fails_the_batch_before_anything_is_stored(engine: Engine) -> None:
     key = funded_key(engine)
-    naive = item(key, created_at=datetime(2026, 11, 20, 9, 0))
-    with pytest.raises(SQLAlchemyError, match="naive datetime"):
-        write_batch(engine, [item(key), naive])
+    with pytest.raises(SQLAlchemyError, match="cannot be stored"):
+        write_batch(engine, [item(key), unstorable(key)])
     assert money(engine, key)[0] == 0
 
 
-async def test_the_log_drops_only_the_record_with_a_naive_time(
+async def test_the_log_drops_only_the_record_it_cannot_store(
     engine: Engine, caplog: pytest.LogCaptureFixture
 ) -> None:
     key = funded_key(engine, balance_micros=1_000)
-    naive = item(key, 3, created_at=datetime(2026, 11, 20, 9, 0))
+    poison = unstorable(key, 3)
     log = UsageLog(engine, max_delay=0.05)
     await log.start()
-    for record in (item(key, 1), naive, item(key, 2)):
+    for record in (item(key, 1), poison, item(key, 2)):
         await log.put(record)
     await log.stop()
     assert money(engine, key) == (2, 2, 1_000 - 3, 3)
     lost = [r for r in caplog.records if r.levelno == logging.ERROR and "NOT stored" in r.getMessage()]
-    assert len(lost) == 1 and naive.request_id in lost[0].getMessage()
+    assert len(lost) == 1 and poison.request_id in lost[0].getMessage()
 
 
 def test_an_unknown_workspace_fails_the_batch_and_stores_nothing(engine: Engine) -> None:
