@@ -60,7 +60,7 @@ class BalanceBook(Protocol):
     async def load(self) -> None:
         """Read the balances once at startup."""
 
-    def take_now(self, reservation: Reservation, *, credit_limit_micros: int | None, deadline: float) -> bool:
+    def take_now(self, reservation: Reservation, credit_limit_micros: int | None, deadline: float) -> bool:
         """`reserve` when it can be decided in this process without suspending: True when the reservation is
         now held; False when nothing was taken, and the caller awaits `reserve` (which also says why a
         refusal is one)."""
@@ -164,33 +164,34 @@ class MemoryBook:
         balances, spent = await asyncio.to_thread(read_balances, self._engine)
         self._apply_read(balances, spent)
 
-    def take_now(self, reservation: Reservation, *, credit_limit_micros: int | None, deadline: float) -> bool:
-        return self._take(reservation, credit_limit_micros, deadline) is None
-
-    async def reserve(
-        self, reservation: Reservation, *, credit_limit_micros: int | None, deadline: float
-    ) -> Refusal | None:
-        return self._take(reservation, credit_limit_micros, deadline)
-
-    def _take(self, reservation: Reservation, credit_limit_micros: int | None, deadline: float) -> Refusal | None:
+    def take_now(self, reservation: Reservation, credit_limit_micros: int | None, deadline: float) -> bool:
         # `available`, `remaining_credit` and `_add`, inlined: this and `settle` run on every request.
         amount, workspace_id, key_id = reservation.amount_micros, reservation.workspace_id, reservation.key_id
         reserved_ws, reserved_key = self._reserved_ws, self._reserved_key
         held_ws = reserved_ws.get(workspace_id, 0)
-        available = self._balance.get(workspace_id, 0) - self._unflushed_balance.get(workspace_id, 0) - held_ws
-        if available < amount:
-            return "balance"
+        if self._balance.get(workspace_id, 0) - self._unflushed_balance.get(workspace_id, 0) - held_ws < amount:
+            return False
         held_key = reserved_key.get(key_id, 0)
         if credit_limit_micros is not None:
             spent = self._spent.get(key_id, 0) + self._unflushed_spent.get(key_id, 0)
             if credit_limit_micros - spent - held_key < amount:
-                return "key_credit"
+                return False
         # Never zero after adding a positive amount; a zero amount leaves the totals as they are.
         if amount:
             reserved_ws[workspace_id] = held_ws + amount
             reserved_key[key_id] = held_key + amount
         self._active[reservation.id] = (reservation, deadline)
-        return None
+        return True
+
+    async def reserve(
+        self, reservation: Reservation, *, credit_limit_micros: int | None, deadline: float
+    ) -> Refusal | None:
+        if self.take_now(reservation, credit_limit_micros, deadline):
+            return None
+        # Refused: say which, in the same synchronous step (nothing changed in between).
+        if self.available(reservation.workspace_id) < reservation.amount_micros:
+            return "balance"
+        return "key_credit"
 
     def release(self, reservation: Reservation) -> bool:
         if self._expired.pop(reservation.id, None) is not None:
@@ -199,11 +200,20 @@ class MemoryBook:
 
     def settle(self, reservation: Reservation, cost_micros: int) -> bool:
         if self._active.pop(reservation.id, None) is not None:
-            # `_unreserve` and `_add`, inlined, as in `_take`: the usual settle on every request.
+            # `_unreserve` and `_add`, inlined, as in `take_now`: the usual settle on every request.
             amount, workspace_id, key_id = reservation.amount_micros, reservation.workspace_id, reservation.key_id
             if amount:
-                _add(self._reserved_ws, workspace_id, -amount)
-                _add(self._reserved_key, key_id, -amount)
+                reserved_ws, reserved_key = self._reserved_ws, self._reserved_key
+                left = reserved_ws.get(workspace_id, 0) - amount
+                if left:
+                    reserved_ws[workspace_id] = left
+                else:
+                    del reserved_ws[workspace_id]
+                left = reserved_key.get(key_id, 0) - amount
+                if left:
+                    reserved_key[key_id] = left
+                else:
+                    del reserved_key[key_id]
         elif self._expired.pop(reservation.id, None) is None:
             return False
         if cost_micros:

@@ -19,7 +19,7 @@ class DisabledBilling:
     async def stop(self) -> None:
         return None
 
-    def reserve_now(self, key: KeyRecord, entry: ModelEntry, *, input_tokens: int, max_output_tokens: int) -> None:
+    def reserve_now(self, key: KeyRecord, entry: ModelEntry, input_tokens: int, max_output_tokens: int) -> None:
         return None
 
     async def reserve(self, key: KeyRecord, entry: ModelEntry, *, input_tokens: int, max_output_tokens: int) -> None:

@@ -20,23 +20,24 @@ __all__ = ["TOKENS_PER_PRICE_UNIT", "cost_micros", "reservation_bound", "token_c
 TOKENS_PER_PRICE_UNIT = 1_000_000
 
 
-def _ceil_div(numerator: int, denominator: int) -> int:
-    return -(-numerator // denominator)
-
-
 def token_cost_micros(usage: Usage, prices: Prices) -> int:
-    """The tokens' cost: each disjoint bucket at its own price, summed, then one ceiling division.
+    """The tokens' cost: each disjoint bucket at its own price, summed, then one ceiling division (`-(-a // b)`).
 
     `output_tokens` already includes `reasoning_tokens` (canonical/usage.py), so reasoning is billed once, at
     the output price, as every provider bills it.
     """
-    total = (
-        max(usage.input_tokens, 0) * prices.input
-        + max(usage.cache_read_tokens, 0) * prices.cached_input
-        + max(usage.cache_write_tokens, 0) * prices.cache_write
-        + max(usage.output_tokens, 0) * prices.output
+    # Conditional expressions, not max(): the builtin parses its arguments as keywords, ~300 instructions a
+    # call, and this runs once per request.
+    input_tokens, cache_read, cache_write, output = (
+        usage.input_tokens, usage.cache_read_tokens, usage.cache_write_tokens, usage.output_tokens
     )
-    return _ceil_div(total, TOKENS_PER_PRICE_UNIT)
+    total = (
+        (input_tokens if input_tokens > 0 else 0) * prices.input
+        + (cache_read if cache_read > 0 else 0) * prices.cached_input
+        + (cache_write if cache_write > 0 else 0) * prices.cache_write
+        + (output if output > 0 else 0) * prices.output
+    )
+    return -(-total // TOKENS_PER_PRICE_UNIT)
 
 
 def tool_cost_micros(calls: Mapping[str, int], rates: Mapping[str, ToolRate], *, provider: str | None = None) -> int:
@@ -63,11 +64,18 @@ def cost_micros(
     return token_cost_micros(usage, prices) + tool_cost_micros(usage.server_tool_calls, tool_rates, provider=provider)
 
 
-def reservation_bound(prices: Prices, *, input_tokens: int, max_output_tokens: int) -> int:
+def reservation_bound(prices: Prices, input_tokens: int, max_output_tokens: int) -> int:
     """The most a call is expected to cost, reserved before it starts: the estimated input tokens at the
     dearest input price (a cache write can cost more than plain input, 1.25× on Anthropic) plus every
     allowed output token at the output price, rounded up. Built-in tool calls cannot be known in advance
     and are not part of the bound; they are charged at settlement."""
-    dearest_input = max(prices.input, prices.cached_input, prices.cache_write)
-    total = max(input_tokens, 0) * dearest_input + max(max_output_tokens, 0) * prices.output
-    return _ceil_div(total, TOKENS_PER_PRICE_UNIT)
+    # Without max(), as `token_cost_micros`.
+    dearest_input = prices.input
+    if prices.cached_input > dearest_input:
+        dearest_input = prices.cached_input
+    if prices.cache_write > dearest_input:
+        dearest_input = prices.cache_write
+    total = (input_tokens if input_tokens > 0 else 0) * dearest_input + (
+        max_output_tokens if max_output_tokens > 0 else 0
+    ) * prices.output
+    return -(-total // TOKENS_PER_PRICE_UNIT)

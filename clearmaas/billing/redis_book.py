@@ -177,7 +177,7 @@ class RedisBook:
             )
         return lease
 
-    def take_now(self, reservation: Reservation, *, credit_limit_micros: int | None, deadline: float) -> bool:
+    def take_now(self, reservation: Reservation, credit_limit_micros: int | None, deadline: float) -> bool:
         # What fits in the lease is decided here; a push to Redis (or a refusal) is `reserve`'s.
         lease = self._lease(reservation.workspace_id, reservation.key_id)
         lease.credit_limit = credit_limit_micros

@@ -134,16 +134,15 @@ class Billing:
         await self.book.close()
 
     def reserve_now(
-        self, key: KeyRecord, entry: ModelEntry, *, input_tokens: int, max_output_tokens: int | None
+        self, key: KeyRecord, entry: ModelEntry, input_tokens: int, max_output_tokens: int | None
     ) -> Reservation | None:
         """`reserve` without a coroutine when the book can decide in this process: the reservation held, or
         None when the caller must await `reserve` (a refusal, or a Redis book's lease that needs topping up).
         Raises ModelPriceError (400) like `reserve`."""
         reservation = self._reservation(key, entry, input_tokens, max_output_tokens)
         try:
-            taken = self.book.take_now(
-                reservation, credit_limit_micros=key.credit_limit_micros, deadline=reservation.created + self._ttl
-            )
+            # Positional, as `_reservation`'s calls: keywords cost more on every request.
+            taken = self.book.take_now(reservation, key.credit_limit_micros, reservation.created + self._ttl)
         except _BOOK_ERRORS:
             return None  # `reserve` reports it
         return reservation if taken else None
@@ -174,15 +173,15 @@ class Billing:
         output = (
             max_output_tokens if max_output_tokens is not None and max_output_tokens > 0 else entry.max_output_tokens
         )
-        if entry.max_output_tokens > 0:
-            output = min(output, entry.max_output_tokens)
+        if 0 < entry.max_output_tokens < output:
+            output = entry.max_output_tokens
         # Positional (id, workspace_id, key_id, amount_micros, model_id, prices, created): half the cost of
         # seven keywords, once per attempt on the event loop.
         return Reservation(
             f"{self._reservation_prefix}{next(self._reservation_count):x}",
             key.workspace_id,
             key.id,
-            reservation_bound(prices, input_tokens=input_tokens, max_output_tokens=output),
+            reservation_bound(prices, input_tokens, output),
             entry.id,
             prices,
             time.time(),
@@ -228,7 +227,8 @@ class Billing:
         if finished is None:
             finished = record.finished = time.monotonic()
         # The request's start as wall-clock time: one clock read (a datetime is made by the writer).
-        started_at = time.time() - max(finished - record.started, 0.0)
+        elapsed = finished - record.started
+        started_at = time.time() - (elapsed if elapsed > 0.0 else 0.0)
         if reservation is None:
             if record.workspace_id is None:
                 return None

@@ -33,10 +33,12 @@ __all__ = [
 WINDOW_SECONDS = 60
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Admission:
     """What `admit` counted: the window index and the tokens, or window None when nothing was counted
-    (an unlimited workspace, or a backend that could not be reached)."""
+    (an unlimited workspace, or a backend that could not be reached). Never changed once made; not frozen
+    only because a frozen dataclass's `__init__` sets each field through `object.__setattr__`, and one is
+    made on every request."""
 
     window: int | None
     tokens: int = 0
@@ -78,7 +80,7 @@ class LocalCounter(Protocol):
         backend can decide (the caller then awaits `admit`)."""
         ...
 
-    def adjust_now(self, workspace_id: str, delta: int, *, window: int | None) -> bool:
+    def adjust_now(self, workspace_id: str, delta: int, window: int | None) -> bool:
         """`adjust` done here (a shared counter may forward it in the background): True, or False when the
         caller must await `adjust` instead."""
         ...
@@ -166,18 +168,19 @@ class MemoryCounter:
     async def admit(self, workspace_id: str, limits: Limits, tokens: int) -> Admission:
         return self.admit_now(workspace_id, limits, tokens)
 
-    def adjust_now(self, workspace_id: str, delta: int, *, window: int | None) -> bool:
+    def adjust_now(self, workspace_id: str, delta: int, window: int | None) -> bool:
         index = int(self._clock() // self._window_seconds)
         state = self._windows.get(workspace_id)
         if state is None or state.index != index:
             state = self._windows[workspace_id] = _Window(index)
         if delta < 0 and window is not None and window != state.index:
             return True
-        state.tokens = max(0, state.tokens + delta)
+        tokens = state.tokens + delta
+        state.tokens = tokens if tokens > 0 else 0  # not max(): the builtin parses keywords, on every request
         return True
 
     async def adjust(self, workspace_id: str, delta: int, *, window: int | None) -> None:
-        self.adjust_now(workspace_id, delta, window=window)
+        self.adjust_now(workspace_id, delta, window)
 
     async def start(self) -> None:
         return None

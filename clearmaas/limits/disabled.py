@@ -18,13 +18,13 @@ class Unlimited:
     async def stop(self) -> None:
         return None
 
-    def admit_now(self, workspace_id: str, *, tokens: int) -> Admission:
+    def admit_now(self, workspace_id: str, tokens: int) -> Admission:
         return NOT_COUNTED
 
     async def admit(self, workspace_id: str, *, tokens: int) -> Admission:
         return NOT_COUNTED
 
-    def adjust_now(self, workspace_id: str, *, estimated: int, actual: int, admission: Any = None) -> bool:
+    def adjust_now(self, workspace_id: str, estimated: int, actual: int, admission: Any = None) -> bool:
         return True
 
     async def adjust(self, workspace_id: str, *, estimated: int, actual: int, admission: Any = None) -> None:

@@ -66,7 +66,7 @@ class Limiter:
         await self.limits.stop()
         await self.counter.close()
 
-    def admit_now(self, workspace_id: str, *, tokens: int) -> Admission | None:
+    def admit_now(self, workspace_id: str, tokens: int) -> Admission | None:
         """`admit` without a coroutine when it can be decided in this process: the `Admission`, or
         `RateLimited`, or None when the counter's backend must decide (then await `admit`)."""
         limits = self._limits_of(workspace_id, UNLIMITED)
@@ -92,9 +92,7 @@ class Limiter:
                 return admission
         return await self.counter.admit(workspace_id, limits, tokens)
 
-    def adjust_now(
-        self, workspace_id: str, *, estimated: int, actual: int, admission: Admission | None = None
-    ) -> bool:
+    def adjust_now(self, workspace_id: str, estimated: int, actual: int, admission: Admission | None = None) -> bool:
         """`adjust` without a coroutine: True when done (or nothing to do), False when the caller must await
         `adjust` instead."""
         delta = actual - estimated
@@ -104,7 +102,7 @@ class Limiter:
             return True
         if self._local is None:
             return False
-        return self._local.adjust_now(workspace_id, delta, window=None if admission is None else admission.window)
+        return self._local.adjust_now(workspace_id, delta, None if admission is None else admission.window)
 
     async def adjust(
         self, workspace_id: str, *, estimated: int, actual: int, admission: Admission | None = None
@@ -116,7 +114,7 @@ class Limiter:
         later window it would grant that window budget nobody spent in it. Without the `admission` the
         window is unknown and unused estimate is given back to the current window, never below zero.
         """
-        if self.adjust_now(workspace_id, estimated=estimated, actual=actual, admission=admission):
+        if self.adjust_now(workspace_id, estimated, actual, admission):
             return
         delta = actual - estimated
         await self.counter.adjust(workspace_id, delta, window=None if admission is None else admission.window)

@@ -239,7 +239,7 @@ class RedisCounter:
         tpm = -1 if limits is None or limits.tpm is None else limits.tpm
         return (self._window_ms, rpm, tpm, cost, back.window, back.requests, back.tokens, units, per)
 
-    def adjust_now(self, workspace_id: str, delta: int, *, window: int | None) -> bool:
+    def adjust_now(self, workspace_id: str, delta: int, window: int | None) -> bool:
         """Always in this process: tokens beyond the estimate come out of the allowance (owed when it runs
         short, settled by the next lease or tick); unused estimate goes back into it while its window is
         current. Returns True (`LocalCounter`)."""

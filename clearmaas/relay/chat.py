@@ -52,7 +52,7 @@ async def serve_chat(gateway: Gateway, surface: Surface, http: Request) -> Respo
         first = plan.candidates[0].entry
         record.limit_tokens = record.input_estimate + first.max_output_tokens
         # The limiter decides in this process when it can, without a coroutine (limits/counters.py LocalCounter).
-        admission = gateway.limits.admit_now(key.workspace_id, tokens=record.limit_tokens)
+        admission = gateway.limits.admit_now(key.workspace_id, record.limit_tokens)
         if admission is None:
             admission = await gateway.limits.admit(key.workspace_id, tokens=record.limit_tokens)
         record.admission = admission

@@ -45,11 +45,11 @@ async def run_plan(
         record.served_model, record.provider = entry.id, candidate.provider.id
         record.router = candidate.router
         record.fallback_level = candidate.level if plan.chain else None
-        output_bound = min(requested_max or entry.max_output_tokens, entry.max_output_tokens)
+        output_bound = entry.max_output_tokens
+        if requested_max and requested_max < output_bound:  # not min(): it parses keywords, per attempt
+            output_bound = requested_max
         # Decided in this process when the book can (no coroutine); a refusal or a lease top-up is awaited.
-        reservation = gateway.billing.reserve_now(
-            key, entry, input_tokens=record.input_estimate, max_output_tokens=output_bound
-        )
+        reservation = gateway.billing.reserve_now(key, entry, record.input_estimate, output_bound)
         if reservation is None:
             reservation = await gateway.billing.reserve(
                 key, entry, input_tokens=record.input_estimate, max_output_tokens=output_bound

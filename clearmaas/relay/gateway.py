@@ -146,7 +146,7 @@ class Gateway:
         try:
             limits, workspace_id = self.limits, record.workspace_id
             estimated, actual = record.limit_tokens, record.usage.total_tokens
-            if not limits.adjust_now(workspace_id, estimated=estimated, actual=actual, admission=admission):
+            if not limits.adjust_now(workspace_id, estimated, actual, admission):
                 await limits.adjust(workspace_id, estimated=estimated, actual=actual, admission=admission)
         except Exception:
             log.exception("adjusting the rate limit for request %s failed", record.request_id)

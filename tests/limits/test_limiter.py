@@ -243,7 +243,7 @@ class _LeaseSpent(_RemoteOnly):
         self.calls.append("admit_now")
         return None
 
-    def adjust_now(self, workspace_id: str, delta: int, *, window: int | None) -> bool:
+    def adjust_now(self, workspace_id: str, delta: int, window: int | None) -> bool:
         self.calls.append("adjust_now")
         return False
 
