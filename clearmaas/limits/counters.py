@@ -139,7 +139,7 @@ class MemoryCounter:
         self._windows: dict[str, _Window] = {}
 
     def _current(self, workspace_id: str, now: float) -> _Window:
-        index = int(now // self._window_seconds)
+        index = int(now) // self._window_seconds
         state = self._windows.get(workspace_id)
         if state is None or state.index != index:
             # The previous window's state is dropped, so memory is one small object per limited workspace.
@@ -148,8 +148,10 @@ class MemoryCounter:
 
     def admit_now(self, workspace_id: str, limits: Limits, tokens: int) -> Admission:
         now = self._clock()
-        # `_current` and `refused_by`, inlined: this runs on every request of a limited workspace.
-        index = int(now // self._window_seconds)
+        # `_current` and `refused_by`, inlined: this runs on every request of a limited workspace. The window
+        # is int(now) // seconds (the clock is never negative): a float `//` goes through fmod, ~500
+        # instructions more.
+        index = int(now) // self._window_seconds
         state = self._windows.get(workspace_id)
         if state is None or state.index != index:
             state = self._windows[workspace_id] = _Window(index)
@@ -169,7 +171,7 @@ class MemoryCounter:
         return self.admit_now(workspace_id, limits, tokens)
 
     def adjust_now(self, workspace_id: str, delta: int, window: int | None) -> bool:
-        index = int(self._clock() // self._window_seconds)
+        index = int(self._clock()) // self._window_seconds
         state = self._windows.get(workspace_id)
         if state is None or state.index != index:
             state = self._windows[workspace_id] = _Window(index)
