@@ -113,7 +113,8 @@ class Allowance:
         if now >= self.ends_at or (window is not None and window != self.window):
             return  # given back to a later window it would grant budget nobody spent in it
         # Never more than this replica holds in the shared count: it cannot give back others' admissions.
-        self.tokens = min(self.tokens - delta, self.held_tokens)
+        tokens, held = self.tokens - delta, self.held_tokens
+        self.tokens = tokens if tokens < held else held  # not min(): it parses keywords, on every request
         self.refused_until = 0.0  # room that a cached refusal did not know about
 
     def hand_back(self, now: float, *, everything: bool) -> Back:

@@ -172,7 +172,7 @@ class RedisCounter:
         now = time.monotonic()
         if state is not None:
             if state.take(limits, tokens, now):
-                return Admission(window=state.window, tokens=tokens)
+                return Admission(state.window, tokens)
             which = state.cached_refusal(limits, tokens, now)
             if which is not None:
                 raise refusal(limits, which, state.ends_at - now, window_seconds=self._window_seconds)
@@ -189,7 +189,7 @@ class RedisCounter:
             state = self._state(workspace_id)
             now = time.monotonic()
             if state.take(limits, tokens, now):
-                return Admission(window=state.window, tokens=tokens)
+                return Admission(state.window, tokens)
             if not self._available():
                 return NOT_COUNTED
             which = state.cached_refusal(limits, tokens, now)
