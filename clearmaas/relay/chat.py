@@ -25,9 +25,8 @@ log = logging.getLogger("clearmaas.relay")
 
 
 def error_response(surface: Surface, error: GatewayError, record: CallRecord | None = None) -> Response:
-    if record is not None:
-        record.status = error.status
-        record.error_code = error.code
+    """The error in the surface's own format; with the call's `record`, its request id as a header. The
+    record is only read: it was finished (and queued for the usage log) with the error already in it."""
     encoded = surface.encode_error(error)
     headers = dict(encoded.headers)
     if record is not None:
