@@ -200,20 +200,11 @@ class MemoryBook:
 
     def settle(self, reservation: Reservation, cost_micros: int) -> bool:
         if self._active.pop(reservation.id, None) is not None:
-            # `_unreserve` and `_add`, inlined, as in `take_now`: the usual settle on every request.
-            amount, workspace_id, key_id = reservation.amount_micros, reservation.workspace_id, reservation.key_id
+            # `_unreserve`, inlined: the usual settle on every request.
+            amount = reservation.amount_micros
             if amount:
-                reserved_ws, reserved_key = self._reserved_ws, self._reserved_key
-                left = reserved_ws.get(workspace_id, 0) - amount
-                if left:
-                    reserved_ws[workspace_id] = left
-                else:
-                    del reserved_ws[workspace_id]
-                left = reserved_key.get(key_id, 0) - amount
-                if left:
-                    reserved_key[key_id] = left
-                else:
-                    del reserved_key[key_id]
+                _add(self._reserved_ws, reservation.workspace_id, -amount)
+                _add(self._reserved_key, reservation.key_id, -amount)
         elif self._expired.pop(reservation.id, None) is None:
             return False
         if cost_micros:

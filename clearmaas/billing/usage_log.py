@@ -56,8 +56,8 @@ class UsageItem:
     """A finished call waiting in the usage log: its `CallRecord`, when it started on the wall clock, and the
     charge it carries (`cost_micros` against `workspace_id` / `key_id`).
 
-    The usage row itself is built from the record once, by the writer (`_values`, or the PostgreSQL
-    statement): building a 23-field object on the event loop for every request and turning it into a tuple
+    The usage row itself is built from the record once, by the writer (`_values` for SQLite, `_plain_values`
+    for PostgreSQL): building a 23-field object on the event loop for every request and turning it into a tuple
     again on the writer cost ~14,000 instructions a request (bench/README.md). The record must not change
     once queued; `Gateway.finish` is the last to write to it.
     """
@@ -132,9 +132,9 @@ _COLUMNS: Final = (
     "ttft_ms", "client_disconnected",
 )  # fmt: skip
 _REQUEST, _WORKSPACE, _KEY = 0, 2, 3
+_COST = _COLUMNS.index("cost_micros")
 # SQLAlchemy's SQLite storage format for DateTime (sqlalchemy.dialects.sqlite.DATETIME).
 _SQLITE_TIME: Final = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
-_COST = _COLUMNS.index("cost_micros")
 
 
 class _SomeStored(Exception):
