@@ -45,6 +45,7 @@ from typing import Any, NoReturn
 import orjson
 
 from bench.client import Call
+from bench.load import request_lua
 from bench.modes import MODES, Mode, Prepared, backends, prepare
 from bench.phases import Calls
 
@@ -62,11 +63,7 @@ _TICKS = frozenset({"billing-leases", "rate-limit-tick"})
 # wrk sends exactly `budget` requests: its -d can only stop on time, so the script counts. When the last answer
 # arrives it prints a CG line (the caller then sends SIGINT, which ends wrk's sleep through -d) and `done` prints
 # the status and socket errors.
-_WRK_SCRIPT = r"""
-wrk.method = "POST"
-wrk.body = [==[%(body)s]==]
-wrk.headers["Content-Type"] = "application/json"
-%(headers)s
+_WRK_COUNTING = r"""
 local budget = %(budget)d
 local issued, answered, ok, bad = 0, 0, 0, 0
 local req = nil
@@ -143,11 +140,10 @@ def missing_tools() -> list[str]:
 
 
 def wrk_script(call: Call, budget: int) -> str:
-    headers = "\n".join(f'wrk.headers["{name}"] = [==[{value}]==]' for name, value in call.headers.items())
-    return _WRK_SCRIPT % {"body": orjson.dumps(call.body).decode(), "headers": headers, "budget": budget}
+    return request_lua(call) + _WRK_COUNTING % {"budget": budget}
 
 
-def run_wrk(call: Call, budget: int, workdir: Path, cpu: int | None) -> float:
+def send_exactly(call: Call, budget: int, workdir: Path, cpu: int | None) -> float:
     """Send exactly `budget` requests over 16 connections; raises unless every answer was a 200. Returns the
     seconds until the last answer."""
     script = workdir / f"wrk-{budget}.lua"
@@ -271,14 +267,14 @@ def count_run(mode: Mode, requests: int, fake_url: str, workdir: Path, *, cpus: 
         # Switched on before the warm-up, so what the switch and the first requests leave to do (valgrind
         # re-translates the code; Python specialises its bytecode and fills its caches) is done before zeroing.
         callgrind_control("--instr=on", str(pid))
-        run_wrk(call, _WARMUP, workdir, client_cpu)
+        send_exactly(call, _WARMUP, workdir, client_cpu)
         wait_for_rows(count_rows, written)
         time.sleep(_SETTLE_S)
         callgrind_control("--zero", str(pid))
         zeroed = time.monotonic()
         load_s = 0.0
         if requests:
-            load_s = run_wrk(call, requests, workdir, client_cpu)
+            load_s = send_exactly(call, requests, workdir, client_cpu)
             written += requests if mode.billing else 0
             wait_for_rows(count_rows, written)
         time.sleep(_SETTLE_S)

@@ -18,8 +18,8 @@ import orjson
 
 from bench.client import Call
 
-__all__ = ["CpuSample", "ForeignMeter", "LoadResult", "cpu_shares", "cpu_snapshot", "process_rss_kb", "run_wrk",
-           "task_ns", "wait_for_quiet", "wrk_path"]
+__all__ = ["CpuSample", "ForeignMeter", "LoadResult", "cpu_shares", "cpu_snapshot", "process_rss_kb", "request_lua",
+           "run_wrk", "task_ns", "wait_for_quiet", "wrk_path"]
 
 _HZ = os.sysconf("SC_CLK_TCK")
 
@@ -176,11 +176,12 @@ class LoadResult:
         return asdict(self)
 
 
-def _lua(call: Call) -> str:
+def request_lua(call: Call) -> str:
+    """The lines of a wrk script that make every request `call` (method, JSON body, headers)."""
     lines = ['wrk.method = "POST"', f"wrk.body = [==[{orjson.dumps(call.body).decode()}]==]",
              'wrk.headers["Content-Type"] = "application/json"']
     lines.extend(f'wrk.headers["{name}"] = [==[{value}]==]' for name, value in call.headers.items())
-    return "\n".join(lines) + "\n" + _DONE
+    return "\n".join(lines) + "\n"
 
 
 def run_wrk(call: Call, *, seconds: float, connections: int, cpu: int | None,
@@ -191,7 +192,7 @@ def run_wrk(call: Call, *, seconds: float, connections: int, cpu: int | None,
         raise RuntimeError("wrk is not installed: apt-get install wrk")
     with tempfile.TemporaryDirectory(prefix="clearmaas-bench-") as tmp:
         script = Path(tmp) / "post.lua"
-        script.write_text(_lua(call))
+        script.write_text(request_lua(call) + _DONE)
         command = [wrk, "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "5s", "-s", str(script),
                    f"http://{call.host}:{call.port}{call.path}"]
         if cpu is not None:
