@@ -22,9 +22,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections import defaultdict, deque
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -224,6 +225,47 @@ _SPEND: Final = "UPDATE api_keys SET spent_micros = spent_micros + {mark} WHERE 
 _IN_CHUNK: Final = 500  # ids per `IN (...)`, well under SQLite's bound-parameter limit
 
 
+# SQLite runs a batch's statements as one long burst of C code (about 15 us a record here), and the kernel
+# lets a running thread finish its time slice (milliseconds) before a request the event loop was woken for
+# gets the core: a request arriving mid-batch waited for most of the batch (bench/README.md, "The p99 at
+# concurrency 1"). A progress handler, called every `_PROGRESS_STEPS` virtual-machine steps (about six rows),
+# hands the core back at least every `_YIELD_AFTER` seconds. Time-based, not per call: under full load every
+# yield costs the writer one slice of the loop's, and it must keep up with the requests.
+_PROGRESS_STEPS: Final = 1000
+_YIELD_AFTER: Final = 0.0005
+_sched_yield: Final = getattr(os, "sched_yield", None)  # POSIX only
+
+
+class _Yielding:
+    """The progress handler of one batch (see `_PROGRESS_STEPS`)."""
+
+    __slots__ = ("due",)
+
+    def __init__(self) -> None:
+        self.due = time.monotonic() + _YIELD_AFTER
+
+    def __call__(self) -> int:
+        now = time.monotonic()
+        if now >= self.due:
+            _sched_yield()  # releases the GIL too
+            self.due = now + _YIELD_AFTER
+        return 0  # non-zero would abort the statement
+
+
+@contextlib.contextmanager
+def _yielding(connection: Connection) -> Iterator[None]:
+    """Within it, the connection's statements give the core back now and then (`_Yielding`)."""
+    driver = connection.connection.driver_connection
+    if _sched_yield is None or driver is None:
+        yield
+        return
+    driver.set_progress_handler(_Yielding(), _PROGRESS_STEPS)
+    try:
+        yield
+    finally:
+        driver.set_progress_handler(None, 0)  # the pooled connection also serves the caches' reads
+
+
 def _write_sqlite(engine: Engine, items: list[UsageItem]) -> int:
     """The first attempt inserts every record, skipping none; a record already stored (a retried batch) shows
     in the row count, and the batch is done again with only the records not stored yet."""
@@ -232,7 +274,7 @@ def _write_sqlite(engine: Engine, items: list[UsageItem]) -> int:
     except (TypeError, ValueError, AttributeError, OverflowError, OSError) as exc:
         raise _unfit(exc) from exc
     try:
-        with engine.begin() as connection:
+        with engine.begin() as connection, _yielding(connection):
             inserted = connection.exec_driver_sql(_INSERT + " ON CONFLICT (request_id) DO NOTHING", rows)
             if inserted.rowcount != len(rows):
                 raise _SomeStored
@@ -240,7 +282,7 @@ def _write_sqlite(engine: Engine, items: list[UsageItem]) -> int:
         return len(rows)
     except _SomeStored:
         pass
-    with engine.begin() as connection:
+    with engine.begin() as connection, _yielding(connection):
         # Read before the write lock is taken: a record another process stores in between fails this batch on
         # the primary key (and `UsageLog` writes its records one by one); it can never be charged twice.
         ids = [row[_REQUEST] for row in rows]

@@ -88,6 +88,24 @@ def test_a_batch_writes_records_charges_balance_and_spend_together(engine: Engin
     assert reconcile(engine) == []
 
 
+def test_a_sqlite_batch_gives_the_core_back_while_it_runs_and_only_then(
+    sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    yields: list[int] = []
+    monkeypatch.setattr(usage_log, "_sched_yield", lambda: yields.append(threading.get_ident()))
+    monkeypatch.setattr(usage_log, "_YIELD_AFTER", 0.0)  # every progress call is due
+    key = funded_key(sqlite_engine, balance_micros=10**9)
+    batch = [item(key, 10) for _ in range(300)]
+    assert write_batch(sqlite_engine, batch) == 300
+    assert len(yields) >= 10  # a few thousand steps per ten rows: many calls over 300 records and charges
+    after = len(yields)
+    with sqlite_engine.connect() as connection:  # the same pooled connection, outside a batch
+        # A cross join of ~90,000 rows: hundreds of thousands of steps, a progress call every 1,000 if installed.
+        connection.exec_driver_sql("SELECT count(*) FROM usage_records, ledger_entries").one()
+    assert len(yields) == after
+    assert money(sqlite_engine, key) == (300, 300, 10**9 - 3000, 3000)
+
+
 def test_writing_a_batch_again_charges_nothing_twice(engine: Engine) -> None:
     key = funded_key(engine, balance_micros=10_000)
     batch = [item(key, 100), item(key, 200)]
