@@ -12,6 +12,8 @@ process that counts everything it asks of its database and of Redis, and can slo
   in whatever thread runs it. A query on a request's path would add the delay to that request.
 
 A thread rewrites COUNTS.json every 50 ms (and reads the delay file); `ProbeCounts` reads it for the bench.
+`CLEARMAAS_BENCH_TIMELINE=1` also records the spans of what can hold a request up and appends them to
+COUNTS.json.timeline (`_Timeline`; read by bench/tail.py).
 `CLEARMAAS_BENCH_SWITCH_INTERVAL=SECONDS` sets the interpreter's GIL switch interval (an experiment knob).
 """
 
@@ -22,7 +24,7 @@ import re
 import sys
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +114,7 @@ def _install_redis(state: _State) -> None:
     Pipeline.execute = counted_pipeline  # type: ignore[method-assign]
 
 
-def _publish_forever(state: _State, counts_path: Path) -> None:
+def _publish_forever(state: _State, counts_path: Path, timeline: _Timeline | None) -> None:
     tmp = counts_path.with_suffix(".tmp")
     delay_path = Path(f"{counts_path}.delay")
     while True:
@@ -124,6 +126,8 @@ def _publish_forever(state: _State, counts_path: Path) -> None:
             state.delay = delay
         tmp.write_bytes(orjson.dumps(state.snapshot()))
         tmp.replace(counts_path)
+        if timeline is not None:
+            timeline.flush()
         time.sleep(0.05)
 
 
@@ -189,6 +193,96 @@ class ProbeCounts:
         time.sleep(0.15)
 
 
+class _Timeline:
+    """Spans of what can hold a request up, on this process's monotonic clock (shared with the bench):
+    garbage collections, usage-log batches (the writer thread's transaction, the loop's share after it),
+    Redis round-trips. Appended to `<counts>.timeline` as JSON lines by the publishing thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.spans: deque[tuple[str, int, int]] = deque()  # appended by any thread, drained by the publisher
+        self._gc_started = 0
+
+    def install(self) -> None:
+        import gc
+
+        clock = time.monotonic_ns
+
+        def on_gc(phase: str, info: dict[str, Any]) -> None:
+            if phase == "start":
+                self._gc_started = clock()
+            else:
+                self.spans.append((f"gc{info['generation']}", self._gc_started, clock()))
+
+        gc.callbacks.append(on_gc)
+        self._time_usage_log(clock)
+        self._time_redis(clock)
+
+    def _time_usage_log(self, clock: Any) -> None:
+        from clearmaas.billing import usage_log
+
+        write_counted = usage_log._write_counted
+
+        def timed_write(engine: Any, items: Any) -> Any:
+            started = clock()
+            try:
+                return write_counted(engine, items)
+            finally:
+                self.spans.append((f"writer({len(items)})", started, clock()))
+
+        usage_log._write_counted = timed_write
+        on_loop = usage_log.UsageLog.__init__
+
+        def init(self_: Any, engine: Any, **options: Any) -> None:
+            flushed = options.get("on_flushed")
+            if flushed is not None:
+                def timed_flushed(charges: Any) -> None:
+                    started = clock()
+                    flushed(charges)
+                    self.spans.append((f"on_flushed({len(charges)})", started, clock()))
+                options["on_flushed"] = timed_flushed
+            on_loop(self_, engine, **options)
+
+        usage_log.UsageLog.__init__ = init  # type: ignore[method-assign]
+        put = usage_log.UsageLog.put
+
+        async def timed_put(self_: Any, item: Any) -> None:  # only awaited when the queue is full
+            started = clock()
+            await put(self_, item)
+            self.spans.append(("queue_full", started, clock()))
+
+        usage_log.UsageLog.put = timed_put  # type: ignore[method-assign]
+
+    def _time_redis(self, clock: Any) -> None:
+        from redis.asyncio.client import Pipeline, Redis
+
+        command, pipeline = Redis.execute_command, Pipeline.execute
+
+        async def timed_command(self_: Any, *args: Any, **options: Any) -> Any:
+            started = clock()
+            try:
+                return await command(self_, *args, **options)
+            finally:
+                self.spans.append((f"redis {args[0]}", started, clock()))
+
+        async def timed_pipeline(self_: Any, raise_on_error: bool = True) -> Any:
+            started = clock()
+            size = len(self_.command_stack)
+            try:
+                return await pipeline(self_, raise_on_error)
+            finally:
+                self.spans.append((f"pipeline({size})", started, clock()))
+
+        Redis.execute_command = timed_command  # type: ignore[method-assign]
+        Pipeline.execute = timed_pipeline  # type: ignore[method-assign]
+
+    def flush(self) -> None:
+        spans = [self.spans.popleft() for _ in range(len(self.spans))]
+        if spans:
+            with self.path.open("ab") as out:
+                out.write(b"".join(orjson.dumps(span) + b"\n" for span in spans))
+
+
 def main(argv: list[str]) -> None:
     # For experiments: the interpreter's GIL switch interval (seconds; Python's default is 0.005), which bounds
     # how long the event loop can wait for the GIL while a worker thread (the usage-log writer) holds it.
@@ -198,7 +292,11 @@ def main(argv: list[str]) -> None:
     state = _State()
     _install_sql(state)
     _install_redis(state)
-    threading.Thread(target=_publish_forever, args=(state, Path(argv[0])), name="bench-probe", daemon=True).start()
+    timeline = _Timeline(Path(f"{argv[0]}.timeline")) if os.environ.get("CLEARMAAS_BENCH_TIMELINE") else None
+    if timeline is not None:
+        timeline.install()
+    threading.Thread(target=_publish_forever, args=(state, Path(argv[0]), timeline), name="bench-probe",
+                     daemon=True).start()
     from clearmaas.cli import main as clearmaas_main
 
     clearmaas_main(argv[1:])
