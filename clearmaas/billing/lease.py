@@ -126,8 +126,11 @@ class Lease:
         extra = 0
         forced = max(0, -headroom)  # an overrun left calls in flight uncovered
         if need:
+            bound = need
             need -= max(headroom, 0)
-            extra = 0 if self.squeezed else max(self.target, 2 * self.reserved_this_tick)
+            # At least one more call's bound: after a pause (target 0) the next call then fits without a
+            # second round-trip on its own path; Redis grants extra only out of a small part of what is left.
+            extra = 0 if self.squeezed else max(self.target, 2 * self.reserved_this_tick, bound)
         elif headroom > 2 * self.target:
             give_back = headroom - self.target
         elif headroom < self.target:

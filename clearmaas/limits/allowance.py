@@ -56,6 +56,7 @@ class Allowance:
         "refused_rpm",
         "refused_until",
         "requests",
+        "resume",
         "tokens",
         "waiting",
         "window",
@@ -75,6 +76,10 @@ class Allowance:
         self.admitted_tokens = 0
         self.recent = 0  # admissions during the last tick
         self.recent_tokens = 0
+        # The admissions of this window's busiest tick, kept through idle ticks for as long as this state lives
+        # (its window): a burst after a pause asks for that much at once, where doubling up to it from one
+        # would cost a Redis round-trip on a request's path per doubling (six to reach 50 a tick).
+        self.resume = 0
         self.busy: asyncio.Event | None = None  # set when the one Redis call in flight for it completes
         self.waiting = 0  # admissions waiting for that call
         self.refused_until = 0.0
@@ -193,12 +198,16 @@ class Allowance:
     def wanted(self, cost: int) -> tuple[int, int]:
         """Units (one request, `per` tokens) to ask for beside an admission's own: twice the last tick's
         admissions, or as many as this tick has seen so far (doubling while a burst ramps up), or the
-        admissions queued behind this call. An idle or slow workspace asks for none and stays exact."""
-        return max(2 * self.recent, self.admitted, self.waiting), self._per(cost)
+        admissions queued behind this call, or after a pause the rate of the window's busiest tick (`resume`). A
+        workspace never busy in this window asks for none; near a limit the script grants at most 1/16 of what
+        is left, so the last requests are counted exactly either way."""
+        return max(2 * self.recent, self.admitted, self.waiting, self.resume), self._per(cost)
 
     def rotate(self, now: float) -> None:
         """Start a tick: the last tick's admissions become the recent rate; an ended window is retired."""
         self.recent, self.recent_tokens = self.admitted, self.admitted_tokens
+        if self.admitted > self.resume:
+            self.resume = self.admitted
         self.admitted = self.admitted_tokens = 0
         if now >= self.ends_at and self.busy is None:
             self._retire()

@@ -42,6 +42,17 @@ def test_a_call_that_does_not_fit_asks_only_for_what_the_headroom_lacks() -> Non
     assert (push.need, push.release, push.forced) == (700, 0, 0)
 
 
+def test_after_a_pause_a_call_that_does_not_fit_asks_for_one_more_bound_so_the_next_one_fits() -> None:
+    held = lease()
+    assert held.target == 0  # nothing reserved lately: no rate to size the headroom from
+    push = held.plan(need=1_000)
+    assert (push.need, push.extra) == (1_000, 1_000)
+    held.confirm(PushResult(status=1, amount=2_000, squeezed=False, others=False))
+    assert held.take(1_000)
+    held.finish(1_000, 30)
+    assert held.take(1_000)  # the second call fits without a push of its own
+
+
 def test_an_overrun_forces_cover_for_the_calls_still_in_flight() -> None:
     held = lease(granted=1_000)
     held.take(500)

@@ -121,6 +121,18 @@ def test_it_asks_for_more_as_a_burst_ramps_up_and_for_twice_the_last_tick() -> N
     assert allowance.wanted(10)[0] == 16
 
 
+def test_after_a_pause_it_asks_at_once_for_the_busiest_tick_of_the_window() -> None:
+    allowance = Allowance()
+    for burst in (30, 50, 20):  # three busy ticks
+        for _ in range(burst):
+            allowance.counted(10)
+        allowance.rotate(now=1.0)
+    for _ in range(5):  # idle ticks: nothing recent, the allowance given back
+        allowance.rotate(now=1.0)
+    assert allowance.recent == 0
+    assert allowance.wanted(10)[0] == 50
+
+
 def test_the_tick_tops_up_a_busy_workspace_and_gives_back_an_idle_one() -> None:
     allowance = leased(10, 100, ends_at=60.0)
     for _ in range(9):

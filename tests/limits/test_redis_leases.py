@@ -155,6 +155,24 @@ async def test_a_busy_workspace_with_a_huge_limit_rarely_asks_redis(make_counter
     assert await counter.usage(WS) == (10_000, 3_000_000)
 
 
+async def test_a_burst_after_a_pause_asks_redis_once_instead_of_ramping_up_again(make_counter: MakeCounter) -> None:
+    counter, tap = await make_counter()
+    limits = Limits(rpm=10_000_000, tpm=100_000_000_000)
+
+    async def burst() -> int:
+        """Round-trips made by 300 requests one after another (one client), ticks included."""
+        before = tap.round_trips
+        for _ in range(300):
+            await counter.admit(WS, limits, 100)
+        return tap.round_trips - before
+
+    first = await burst()
+    assert first >= 6  # from nothing, the allowance doubles up to the rate: one lease call per doubling
+    await asyncio.sleep(0.3)  # idle ticks give the allowance back
+    assert await counter.usage(WS) == (300, 30_000)
+    assert await burst() <= 2  # one lease call sized from the first burst (and perhaps a tick)
+
+
 async def test_a_workspace_over_its_limit_is_refused_without_asking_redis_each_time(
     make_counter: MakeCounter,
 ) -> None:
