@@ -229,8 +229,9 @@ _IN_CHUNK: Final = 500  # ids per `IN (...)`, well under SQLite's bound-paramete
 # lets a running thread finish its time slice (milliseconds) before a request the event loop was woken for
 # gets the core: a request arriving mid-batch waited for most of the batch (bench/README.md, "The p99 at
 # concurrency 1"). A progress handler, called every `_PROGRESS_STEPS` virtual-machine steps (about six rows),
-# hands the core back at least every `_YIELD_AFTER` seconds. Time-based, not per call: under full load every
-# yield costs the writer one slice of the loop's, and it must keep up with the requests.
+# hands the core back after every `_YIELD_AFTER` seconds of the writer's own CPU time. Counted in CPU time, not
+# per call or wall time: under full load every yield costs the writer one slice of the loop's, and it must keep
+# up with the requests.
 _PROGRESS_STEPS: Final = 1000
 _YIELD_AFTER: Final = 0.0005
 _sched_yield: Final = getattr(os, "sched_yield", None)  # POSIX only
@@ -242,13 +243,13 @@ class _Yielding:
     __slots__ = ("due",)
 
     def __init__(self) -> None:
-        self.due = time.monotonic() + _YIELD_AFTER
+        self.due = time.thread_time() + _YIELD_AFTER
 
     def __call__(self) -> int:
-        now = time.monotonic()
-        if now >= self.due:
+        used = time.thread_time()  # this thread's CPU time: what it waited for meanwhile does not count
+        if used >= self.due:
             _sched_yield()  # releases the GIL too
-            self.due = now + _YIELD_AFTER
+            self.due = used + _YIELD_AFTER
         return 0  # non-zero would abort the statement
 
 
