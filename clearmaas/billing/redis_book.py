@@ -31,8 +31,9 @@ from datetime import timedelta
 from typing import Any, Final
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import Engine
 
@@ -329,18 +330,34 @@ class RedisBook:
         return results
 
     async def _pipeline(self, leases: Sequence[Lease]) -> list[Any]:
+        """The leases' pending pushes in one round-trip. EVALSHA by hand rather than through the registered
+        script: a pipeline that calls a `Script` first asks Redis `SCRIPT EXISTS`, a second round-trip on
+        every tick. Redis without the script (restarted, flushed) answers NOSCRIPT and nothing is applied:
+        the script is loaded and the pushes are sent again."""
         k, deadline = self.keys, repr(time.time() + self._lease_ttl)
-        async with self._client.pipeline(transaction=False) as pipe:
-            for lease in leases:
-                push = lease.pending
-                assert push is not None
-                ws, key = lease.workspace_id, lease.key_id
-                keys = [
-                    k.reservation(lease.lease_id), k.ws_reserved(ws), k.key_reserved(key), k.balance(ws),
-                    k.spent(key), k.deadlines, k.owned(self.owner), k.owners, k.squeeze(ws),
-                ]  # fmt: skip
-                await self._push(keys=keys, args=self._push_args(push, lease, deadline), client=pipe)
-            return list(await pipe.execute())
+        replies: list[Any] = []
+        for _attempt in range(2):
+            async with self._client.pipeline(transaction=False) as pipe:
+                for lease in leases:
+                    push = lease.pending
+                    assert push is not None
+                    ws, key = lease.workspace_id, lease.key_id
+                    keys = [
+                        k.reservation(lease.lease_id), k.ws_reserved(ws), k.key_reserved(key), k.balance(ws),
+                        k.spent(key), k.deadlines, k.owned(self.owner), k.owners, k.squeeze(ws),
+                    ]  # fmt: skip
+                    self._queue_push(pipe, keys, self._push_args(push, lease, deadline))
+                replies = list(await pipe.execute(raise_on_error=False))
+            if not any(isinstance(reply, NoScriptError) for reply in replies):
+                break
+            self._push.sha = await self._client.script_load(PUSH)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
+
+    def _queue_push(self, pipe: Pipeline, keys: list[str], args: list[Any]) -> None:
+        pipe.evalsha(self._push.sha, len(keys), *keys, *args)
 
     def _push_args(self, push: Push, lease: Lease, deadline: str) -> list[Any]:
         """ARGV of the push script (redis_state.PUSH)."""

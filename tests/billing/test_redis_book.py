@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.connection import Connection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import Engine, event
 
@@ -61,13 +62,13 @@ def queries(engine: Engine) -> Iterator[list[str]]:
 def count_pushes(book: RedisBook) -> list[int]:
     """Counts the book's push scripts from now on, in the returned list's only item."""
     pushes = [0]
-    script = book._push
+    queue = book._queue_push
 
-    async def counted(*args: Any, **kwargs: Any) -> Any:
+    def counted(*args: Any) -> None:
         pushes[0] += 1
-        return await script(*args, **kwargs)
+        queue(*args)
 
-    book._push = counted  # type: ignore[assignment]
+    book._queue_push = counted  # type: ignore[method-assign]
     return pushes
 
 
@@ -82,6 +83,52 @@ async def live(redis_client: Redis, book: RedisBook, key: KeyRecord) -> tuple[in
         ]
     )
     return tuple(int(v or 0) for v in values)  # type: ignore[return-value]
+
+
+def count_sends(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """What every Redis connection sends from now on: one entry per round-trip (a pipeline is one)."""
+    sent: list[bytes] = []
+    send = Connection.send_packed_command
+
+    async def counted(self: Connection, command: Any, check_health: bool = True) -> None:
+        sent.append(command if isinstance(command, bytes) else b"".join(command))
+        await send(self, command, check_health)
+
+    monkeypatch.setattr(Connection, "send_packed_command", counted)
+    return sent
+
+
+async def test_a_tick_pushes_every_lease_in_one_round_trip(
+    engine: Engine, make_book: BookFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = [funded_key(engine, balance_micros=10**9) for _ in range(3)]
+    book = await make_book()
+    for key in keys:
+        held = reservation(key, 1_000)
+        assert await book.reserve(held, credit_limit_micros=None, deadline=FAR) is None
+        book.settle(held, 400)  # a cost each lease owes Redis
+    sent = count_sends(monkeypatch)
+    await book.flush()
+    # One pipeline of three pushes, and no SCRIPT EXISTS before it (a registered script in a pipeline asks).
+    assert len(sent) == 1 and sent[0].count(b"EVALSHA") == 3, sent
+
+
+async def test_a_push_redis_does_not_know_the_script_of_is_loaded_and_sent_again(
+    engine: Engine, make_book: BookFactory, redis_client: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = funded_key(engine, balance_micros=10_000)
+    book = await make_book()
+    held = reservation(key, 1_000)
+    assert await book.reserve(held, credit_limit_micros=None, deadline=FAR) is None
+    book.settle(held, 400)
+    real = book._push.sha
+    book._push.sha = "0" * 40  # what EVALSHA meets after Redis restarted or flushed its scripts
+    sent = count_sends(monkeypatch)
+    await book.flush()
+    assert book._push.sha == real
+    assert len(sent) == 3  # refused with NOSCRIPT (nothing applied), SCRIPT LOAD, the pipeline again
+    balance, _reserved, spent, _key_reserved = await live(redis_client, book, key)
+    assert (balance, spent) == (10_000 - 400, 400)  # charged once
 
 
 async def test_an_idle_lease_reserves_exactly_each_bound_and_gives_everything_back(
