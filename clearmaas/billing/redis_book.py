@@ -54,6 +54,7 @@ from clearmaas.billing.redis_state import (
     workspace_ids,
 )
 from clearmaas.store.redis_client import bounded_client
+from clearmaas.store.redis_tick import Carried, TickRider
 from clearmaas.store.refresh import RefreshLoop
 from clearmaas.store.schema import new_id, utc_now
 
@@ -112,6 +113,7 @@ class RedisBook:
         # Released locally past their deadline, still charged if settled late: id -> (reservation, when).
         self._expired: dict[str, tuple[Reservation, float]] = {}
         self._loop = RefreshLoop(self._tick_once, interval=tick, name="billing-leases", what="credit lease")
+        self._rider: TickRider | None = None  # whose settling this tick carries (`carry`)
         self._next_housekeeping = 0.0
         self._closed = False
 
@@ -119,6 +121,11 @@ class RedisBook:
     def from_url(cls, engine: Engine, url: str, *, max_connections: int = 64, **options: Any) -> RedisBook:
         """A book with its own bounded pool (`store/redis_client.py`)."""
         return cls(engine, bounded_client(url, socket_timeout=2.0, max_connections=max_connections), **options)
+
+    def carry(self, rider: TickRider) -> None:
+        """Send `rider`'s periodic settling in this book's tick pipeline (`store/redis_tick.py`): one
+        round-trip every tick for both. The rider must talk to the same Redis."""
+        self._rider = rider
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
@@ -257,9 +264,10 @@ class RedisBook:
         finally:
             lease.busy = None
 
-    async def flush(self, *, retarget: bool = True) -> None:
+    async def flush(self, *, retarget: bool = True, carried: Carried | None = None) -> None:
         """One tick now: push every lease that owes or holds something off its target (re-aimed at the
-        rate since the last tick unless `retarget` is False)."""
+        rate since the last tick unless `retarget` is False), with `carried` (a rider's stage) in the same
+        pipeline."""
         now = time.monotonic()
         due: list[Lease] = []
         for pair, lease in list(self._leases.items()):
@@ -276,12 +284,16 @@ class RedisBook:
                 lease.pending = lease.plan()
             due.append(lease)
         if not due:
+            if carried is not None:
+                # Only the rider's work: an error reaches it through `settle` (it backs off on its own).
+                with contextlib.suppress(RedisError, OSError):
+                    await self._pipeline([], carried)
             return
         done: asyncio.Future[PushResult | None] = asyncio.get_running_loop().create_future()
         for lease in due:
             lease.busy = done
         try:
-            await self._send(due)
+            await self._send(due, carried)
         finally:
             for lease in due:
                 lease.busy = None
@@ -299,12 +311,13 @@ class RedisBook:
                 await asyncio.shield(busy)
         await self.flush(retarget=False)
 
-    async def _send(self, leases: Sequence[Lease]) -> list[PushResult] | None:
+    async def _send(self, leases: Sequence[Lease], carried: Carried | None = None) -> list[PushResult] | None:
         """Send each lease's pending push in one pipeline, retried (unchanged: each applies once) while the
-        connection fails; None when Redis stayed unreachable (the pushes stay pending)."""
+        connection fails; None when Redis stayed unreachable (the pushes stay pending). `carried` goes with
+        the first attempt only: a failed one settles it with the error, and its rider tries again next tick."""
         for attempt in range(3):
             try:
-                replies = await self._pipeline(leases)
+                replies = await self._pipeline(leases, carried if attempt == 0 else None)
                 break
             except _RETRYABLE:
                 if attempt == 2:
@@ -329,11 +342,12 @@ class RedisBook:
             return await self._send(leases) if len(leases) == len(missing) else results
         return results
 
-    async def _pipeline(self, leases: Sequence[Lease]) -> list[Any]:
-        """The leases' pending pushes in one round-trip. EVALSHA by hand rather than through the registered
-        script: a pipeline that calls a `Script` first asks Redis `SCRIPT EXISTS`, a second round-trip on
-        every tick. Redis without the script (restarted, flushed) answers NOSCRIPT and nothing is applied:
-        the script is loaded and the pushes are sent again."""
+    async def _pipeline(self, leases: Sequence[Lease], carried: Carried | None = None) -> list[Any]:
+        """The leases' pending pushes, and `carried` after them, in one round-trip; returns the pushes'
+        replies (`carried` gets its own). EVALSHA by hand rather than through the registered script: a
+        pipeline that calls a `Script` first asks Redis `SCRIPT EXISTS`, a second round-trip on every tick.
+        Redis without the script (restarted, flushed) answers NOSCRIPT and nothing is applied: the script is
+        loaded and the pushes are sent again."""
         k, deadline = self.keys, repr(time.time() + self._lease_ttl)
         replies: list[Any] = []
         for _attempt in range(2):
@@ -347,7 +361,17 @@ class RedisBook:
                         k.spent(key), k.deadlines, k.owned(self.owner), k.owners, k.squeeze(ws),
                     ]  # fmt: skip
                     self._queue_push(pipe, keys, self._push_args(push, lease, deadline))
-                replies = list(await pipe.execute(raise_on_error=False))
+                if carried is not None:
+                    carried.queue(pipe)
+                try:
+                    replies = list(await pipe.execute(raise_on_error=False))
+                except BaseException as exc:
+                    if carried is not None:
+                        carried.settle(exc)
+                    raise
+            if carried is not None:
+                carried.settle(replies[len(leases) :])
+                carried, replies = None, replies[: len(leases)]
             if not any(isinstance(reply, NoScriptError) for reply in replies):
                 break
             self._push.sha = await self._client.script_load(PUSH)
@@ -377,8 +401,15 @@ class RedisBook:
     # -- periodic work --------------------------------------------------------------------------------
 
     async def _tick_once(self) -> None:
-        """The tick: push the leases; about once a second, also the heartbeat and the sweeps."""
-        await self.flush()
+        """The tick: push the leases, with the rider's settling (`carry`); about once a second, also the
+        heartbeat and the sweeps."""
+        stage = await self._rider.prepare() if self._rider is not None else None
+        carried = Carried(stage) if stage is not None else None
+        try:
+            await self.flush(carried=carried)
+        finally:
+            if carried is not None:
+                carried.settle_unsent()
         if time.monotonic() >= self._next_housekeeping:
             self._next_housekeeping = time.monotonic() + self._interval
             self.sweep_local()

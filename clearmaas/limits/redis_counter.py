@@ -19,15 +19,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any, Final, Literal
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import NoScriptError, RedisError
 
 from clearmaas.limits.allowance import Allowance, Back, Plan
 from clearmaas.limits.counters import NOT_COUNTED, WINDOW_SECONDS, Admission, refusal
 from clearmaas.limits.store import Limits
 from clearmaas.store.redis_client import bounded_client
+from clearmaas.store.redis_tick import NotSent, TickRider
 from clearmaas.store.refresh import RefreshLoop
 
 __all__ = ["DEFAULT_KEY_PREFIX", "DEFAULT_TICK", "RedisCounter"]
@@ -143,6 +146,8 @@ class RedisCounter:
         self._active: set[str] = set()
         self._ticks = 0
         self._loop = RefreshLoop(self._tick, interval=tick, name="rate-limit-tick", what="rate-limit allowance")
+        self._carried = False  # another component's tick runs `prepare` (`ride`): no loop of its own
+        self._closed = False
 
     @classmethod
     def from_url(cls, url: str, *, max_connections: int = 64, **options: Any) -> RedisCounter:
@@ -162,8 +167,15 @@ class RedisCounter:
         self._down_until = time.monotonic() + self._backoff
 
     async def start(self) -> None:
-        """Settle with Redis every tick in the background until `close`."""
-        self._loop.start()
+        """Settle with Redis every tick in the background until `close` (on the carrier's tick if `ride`)."""
+        if not self._carried:
+            self._loop.start()
+
+    def ride(self) -> TickRider:
+        """Let another component's tick carry this counter's settling (`store/redis_tick.py`): one round-trip
+        a tick for both. Call before `start`."""
+        self._carried = True
+        return self
 
     def admit_now(self, workspace_id: str, limits: Limits, tokens: int) -> Admission | None:
         """`admit` decided in this process (`LocalCounter`): from the allowance, by a refusal seen within
@@ -285,7 +297,16 @@ class RedisCounter:
         return state
 
     async def _tick(self) -> None:
-        """Settle every workspace that needs it in one pipelined round-trip."""
+        """Settle every workspace that needs it in one pipelined round-trip (when no other tick carries it)."""
+        stage = await self.prepare()
+        if stage is not None:
+            await self._send(stage)
+
+    async def prepare(self) -> _Settlement | None:
+        """This tick's settling (`store/redis_tick.TickRider`): top up busy workspaces, give back idle ones,
+        push what is owed; None when there is nothing to do, Redis is backing off or the counter has closed."""
+        if self._closed:
+            return None
         now = time.monotonic()
         self._ticks += 1
         visit = list(self._states if self._ticks % _SWEEP_TICKS == 0 else self._active)
@@ -308,53 +329,46 @@ class RedisCounter:
                 self._active.discard(workspace_id)
             else:
                 self._active.add(workspace_id)
-        if plans and self._available():
-            failure = await self._settle(plans)
-            if failure is not None:
-                self._failed(failure)
+        if not plans or not self._available():
+            return None
+        if not self._loaded:
+            try:
+                await self._client.script_load(_LEASE)
+            except (RedisError, OSError) as exc:
+                self._failed(exc)
+                return None
+            self._loaded = True
+        return _Settlement(self, plans)
 
     async def _settle(self, plans: list[tuple[str, Allowance, Plan]]) -> Exception | None:
         """One pipeline of lease calls without a request of their own; returns the error if it failed."""
-        sent = time.monotonic()
-        calls: list[tuple[Allowance, Back, Plan, Limits | None, asyncio.Event]] = []
-        for _, state, plan in plans:
-            event = state.busy = asyncio.Event()
-            calls.append((state, state.hand_back(sent, everything=plan.everything), plan, state.limits, event))
-        failure: Exception | None = None
-        try:
+        if not self._loaded:
             try:
-                if not self._loaded:
-                    await self._client.script_load(_LEASE)
-                    self._loaded = True
-                pipe = self._client.pipeline(transaction=False)
-                for (workspace_id, _, _), (_, back, plan, limits, _) in zip(plans, calls, strict=True):
-                    args = self._args(limits, -1, back, plan.units, plan.per)
-                    pipe.evalsha(self._lease.sha, 1, self.key(workspace_id), *args)
-                replies = await pipe.execute(raise_on_error=False)
+                await self._client.script_load(_LEASE)
             except (RedisError, OSError) as exc:
-                replies = [exc] * len(calls)
-            for (state, back, plan, limits, _), reply in zip(calls, replies, strict=True):
-                if isinstance(reply, Exception):
-                    state.restore(back)
-                    if isinstance(reply, NoScriptError):
-                        self._loaded = False  # Redis restarted or flushed its scripts: load it next time
-                    else:
-                        failure = failure or reply
-                    continue
-                _, window, reset_ms, _, granted = reply
-                state.settled(
-                    int(window), sent + reset_ms / 1000, limits, back, cost=None, units=granted, per=plan.per
-                )
-        finally:
-            for state, _, _, _, event in calls:
-                state.busy = None
-                event.set()
-        return failure
+                return exc
+            self._loaded = True
+        stage = _Settlement(self, plans, report=False)
+        await self._send(stage)
+        return stage.failure
+
+    async def _send(self, stage: _Settlement) -> None:
+        try:
+            pipe = self._client.pipeline(transaction=False)
+            stage.queue(pipe)
+            replies: Sequence[Any] | BaseException = await pipe.execute(raise_on_error=False)
+        except (RedisError, OSError) as exc:
+            replies = exc
+        except BaseException as exc:  # cancelled mid-call: the allowance handed back must not stay busy
+            stage.settle(exc)
+            raise
+        stage.settle(replies)
 
     async def close(self) -> None:
         """Stop the tick, give back what is unused of current windows and push what is owed (best effort,
         within two seconds), and close the client."""
         await self._loop.stop()
+        self._closed = True  # a carrier's tick stages nothing from now on
         plans = [
             (workspace_id, state, Plan(everything=True, units=0, per=0))
             for workspace_id, state in self._states.items()
@@ -371,3 +385,50 @@ class RedisCounter:
         self._states.clear()
         self._active.clear()
         await self._client.aclose()
+
+
+class _Settlement:
+    """One tick's lease calls without a request of their own (`store/redis_tick.TickStage`): staged when made
+    (the allowance handed back and marked busy), settled once with Redis's replies."""
+
+    def __init__(self, counter: RedisCounter, plans: list[tuple[str, Allowance, Plan]], *, report: bool = True) -> None:
+        self._counter = counter
+        self._report = report  # tell the counter of a failure (it backs off), or leave it in `failure`
+        self.failure: Exception | None = None
+        self._sent = sent = time.monotonic()
+        self._calls: list[tuple[str, Allowance, Back, Plan, Limits | None, asyncio.Event]] = []
+        for workspace_id, state, plan in plans:
+            event = state.busy = asyncio.Event()
+            back = state.hand_back(sent, everything=plan.everything)
+            self._calls.append((workspace_id, state, back, plan, state.limits, event))
+
+    def queue(self, pipe: Pipeline) -> int:
+        counter = self._counter
+        sha = counter._lease.sha
+        for workspace_id, _, back, plan, limits, _ in self._calls:
+            pipe.evalsha(sha, 1, counter.key(workspace_id), *counter._args(limits, -1, back, plan.units, plan.per))
+        return len(self._calls)
+
+    def settle(self, replies: Sequence[Any] | BaseException) -> None:
+        counter = self._counter
+        if isinstance(replies, BaseException):
+            replies = [replies] * len(self._calls)
+        try:
+            for (_, state, back, plan, limits, _), reply in zip(self._calls, replies, strict=True):
+                if isinstance(reply, BaseException):
+                    state.restore(back)
+                    if isinstance(reply, NoScriptError):
+                        counter._loaded = False  # Redis restarted or flushed its scripts: load it next time
+                    elif isinstance(reply, Exception) and not isinstance(reply, NotSent):
+                        self.failure = self.failure or reply
+                    continue
+                _, window, reset_ms, _, granted = reply
+                state.settled(
+                    int(window), self._sent + reset_ms / 1000, limits, back, cost=None, units=granted, per=plan.per
+                )
+        finally:
+            for _, state, _, _, _, event in self._calls:
+                state.busy = None
+                event.set()
+        if self.failure is not None and self._report:
+            counter._failed(self.failure)

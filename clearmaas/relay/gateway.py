@@ -69,6 +69,16 @@ class Gateway:
         engine = create_engine_for(settings.resolved_database_url)
         catalogue = Catalogue.load(settings)
         providers = build_providers(settings)
+        billing: Billing | DisabledBilling = DisabledBilling()
+        limits: Limiter | Unlimited = Unlimited()
+        if settings.billing:
+            billing = Billing.from_settings(settings, engine, catalogue)
+            limits = Limiter.from_settings(settings, engine)
+            # With Redis, the credit book's 50 ms tick also carries the rate limiter's (one round-trip a tick
+            # for both, store/redis_tick.py). Looked up by name: the Redis classes load only when configured.
+            carry, ride = getattr(billing.book, "carry", None), getattr(limits.counter, "ride", None)
+            if carry is not None and ride is not None:
+                carry(ride())
         return cls(
             settings,
             catalogue=catalogue,
@@ -76,8 +86,8 @@ class Gateway:
             keys=KeyCache(engine),
             client=UpstreamClient(),
             routing=Routing.from_settings(settings, engine, catalogue, providers),
-            billing=Billing.from_settings(settings, engine, catalogue) if settings.billing else DisabledBilling(),
-            limits=Limiter.from_settings(settings, engine) if settings.billing else Unlimited(),
+            billing=billing,
+            limits=limits,
             engine=engine,
             price_overrides=PriceOverrides(engine, catalogue),
         )

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.asyncio.connection import Connection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import Engine, event
@@ -18,6 +19,8 @@ from clearmaas.billing.book import Reservation
 from clearmaas.billing.ledger import add_credit, reconcile
 from clearmaas.billing.redis_book import BookUnavailable, RedisBook
 from clearmaas.billing.redis_state import read_snapshot
+from clearmaas.limits import Limits
+from clearmaas.limits.redis_counter import RedisCounter
 from tests.billing.conftest import REDIS_URL
 from tests.billing.support import PRICES, funded_key
 
@@ -129,6 +132,74 @@ async def test_a_push_redis_does_not_know_the_script_of_is_loaded_and_sent_again
     assert len(sent) == 3  # refused with NOSCRIPT (nothing applied), SCRIPT LOAD, the pipeline again
     balance, _reserved, spent, _key_reserved = await live(redis_client, book, key)
     assert (balance, spent) == (10_000 - 400, 400)  # charged once
+
+
+async def test_the_book_tick_carries_the_rate_limiter_in_the_same_round_trip(
+    engine: Engine, make_book: BookFactory, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = funded_key(engine, balance_micros=10**9)
+    book = await make_book()
+    counter = RedisCounter(Redis.from_url(REDIS_URL), key_prefix=f"{redis_prefix}rl:", window_seconds=3600)
+    book.carry(counter.ride())
+    await counter.start()
+    book._next_housekeeping = FAR  # no heartbeat or sweep in these ticks
+    limits = Limits(rpm=10**6, tpm=10**12)
+    try:
+        assert not counter._loop.running  # its settling rides on the book's tick
+        for _ in range(50):
+            await counter.admit(key.workspace_id, limits, 100)
+        await book._tick_once()  # the first carried tick also loads the limiter's script
+        for _ in range(50):
+            await counter.admit(key.workspace_id, limits, 100)
+        held = reservation(key, 1_000)
+        assert await book.reserve(held, credit_limit_micros=None, deadline=FAR) is None
+        book.settle(held, 400)
+        state = counter._states[key.workspace_id]
+        before = state.requests
+        sent = count_sends(monkeypatch)
+        await book._tick_once()
+        # One pipeline: the lease's push and the workspace's allowance top-up.
+        assert len(sent) == 1 and sent[0].count(b"EVALSHA") == 2, sent
+        assert state.busy is None and state.requests > before
+        assert await counter.usage(key.workspace_id) == (100, 10_000)
+    finally:
+        await counter.close()
+
+
+async def test_a_carried_tick_that_fails_leaves_the_rate_limiter_as_it_was_and_failing_open(
+    engine: Engine, make_book: BookFactory, redis_client: Redis, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = funded_key(engine, balance_micros=10**9)
+    book = await make_book()
+    counter = RedisCounter(Redis.from_url(REDIS_URL), key_prefix=f"{redis_prefix}rl:", window_seconds=3600)
+    book.carry(counter.ride())
+    book._next_housekeeping = FAR
+    limits = Limits(rpm=10**6, tpm=10**12)
+    try:
+        for _ in range(50):
+            await counter.admit(key.workspace_id, limits, 100)
+        await book._tick_once()
+        for _ in range(50):
+            await counter.admit(key.workspace_id, limits, 100)
+        owed = reservation(key, 1_000)  # a lease with a cost to push: the book retries its own part
+        assert await book.reserve(owed, credit_limit_micros=None, deadline=FAR) is None
+        book.settle(owed, 400)
+        state = counter._states[key.workspace_id]
+        held = (state.requests, state.tokens, state.held_requests, state.held_tokens)
+
+        async def unreachable(self: Any, raise_on_error: bool = True) -> list[Any]:
+            raise RedisConnectionError("Redis is down (test)")
+
+        monkeypatch.setattr(Pipeline, "execute", unreachable)
+        await book._tick_once()  # the book retries its pushes and gives up; the limiter is settled at once
+        assert state.busy is None
+        assert (state.requests, state.tokens, state.held_requests, state.held_tokens) == held
+        assert not counter._available()  # backing off: admits uncounted rather than failing requests
+        monkeypatch.undo()
+        await book.flush()  # Redis back: the cost is pushed once
+        assert (await live(redis_client, book, key))[2] == 400
+    finally:
+        await counter.close()
 
 
 async def test_an_idle_lease_reserves_exactly_each_bound_and_gives_everything_back(
