@@ -90,8 +90,9 @@ def _throughput(throughput: dict[str, Any]) -> list[str]:
                      f"{cpu.get('postgres', 0):>5.0f}{cpu.get('core0', 0):>7.0f}{cpu.get('core1', 0):>7.0f}"
                      f"{throughput['cpu_us_per_request'][name]:>7.0f}{throughput['capacity_rps'][name]:>9.0f}")
     lines += ["  srv%/fake%/wrk%/redis%/pg%: CPU as % of one core (srv: the process serving the path; pg: the",
-              "  scratch database's server processes); wait%: the server runnable but kept off its core by other",
-              "  processes; us/req: CPU per request of the serving process, all its threads;",
+              "  scratch database's server processes); wait%: the server's threads runnable but waiting for a",
+              "  core (for other processes, or for each other: the usage-log writer yields to the event loop);",
+              "  us/req: CPU per request of the serving process, all its threads;",
               "  capacity = 1e6 / us/req: the req/s of one process with a core to itself"]
     side = throughput["load_side"]
     lines.append(f"  load side: the fake alone served {side['fake_direct_rps']:.0f} req/s, {side['headroom']:.1f}x the "
