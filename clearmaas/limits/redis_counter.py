@@ -331,23 +331,27 @@ class RedisCounter:
                 self._active.add(workspace_id)
         if not plans or not self._available():
             return None
-        if not self._loaded:
-            try:
-                await self._client.script_load(_LEASE)
-            except (RedisError, OSError) as exc:
-                self._failed(exc)
-                return None
-            self._loaded = True
+        failure = await self._load_script()
+        if failure is not None:
+            self._failed(failure)
+            return None
         return _Settlement(self, plans)
 
-    async def _settle(self, plans: list[tuple[str, Allowance, Plan]]) -> Exception | None:
-        """One pipeline of lease calls without a request of their own; returns the error if it failed."""
+    async def _load_script(self) -> Exception | None:
+        """Load the lease script unless Redis has it already, so pipelines may EVALSHA it; the error if not."""
         if not self._loaded:
             try:
                 await self._client.script_load(_LEASE)
             except (RedisError, OSError) as exc:
                 return exc
             self._loaded = True
+        return None
+
+    async def _settle(self, plans: list[tuple[str, Allowance, Plan]]) -> Exception | None:
+        """One pipeline of lease calls without a request of their own; returns the error if it failed."""
+        failure = await self._load_script()
+        if failure is not None:
+            return failure
         stage = _Settlement(self, plans, report=False)
         await self._send(stage)
         return stage.failure
@@ -402,12 +406,11 @@ class _Settlement:
             back = state.hand_back(sent, everything=plan.everything)
             self._calls.append((workspace_id, state, back, plan, state.limits, event))
 
-    def queue(self, pipe: Pipeline) -> int:
+    def queue(self, pipe: Pipeline) -> None:
         counter = self._counter
         sha = counter._lease.sha
         for workspace_id, _, back, plan, limits, _ in self._calls:
             pipe.evalsha(sha, 1, counter.key(workspace_id), *counter._args(limits, -1, back, plan.units, plan.per))
-        return len(self._calls)
 
     def settle(self, replies: Sequence[Any] | BaseException) -> None:
         counter = self._counter

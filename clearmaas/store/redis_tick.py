@@ -23,8 +23,8 @@ class NotSent(Exception):  # noqa: N818 - what a stage is settled with, not an e
 class TickStage(Protocol):
     """One tick's commands of a rider, staged and waiting for their replies."""
 
-    def queue(self, pipe: Pipeline) -> int:
-        """Add the commands to `pipe`; returns how many replies they will take."""
+    def queue(self, pipe: Pipeline) -> None:
+        """Add the commands to `pipe`, after the carrier's own; their replies come in the same order."""
         ...
 
     def settle(self, replies: Sequence[Any] | BaseException) -> None:
@@ -44,19 +44,18 @@ class Carried:
     """A rider's stage in the carrier's hands: settled exactly once, whichever way the carrier's tick ends
     (`settle_unsent` after the tick settles it with `NotSent` if no pipeline carried it)."""
 
-    __slots__ = ("_stage", "sent")
+    __slots__ = ("_stage",)
 
     def __init__(self, stage: TickStage) -> None:
         self._stage: TickStage | None = stage
-        self.sent = False
 
-    def queue(self, pipe: Pipeline) -> int:
-        return self._stage.queue(pipe) if self._stage is not None else 0
+    def queue(self, pipe: Pipeline) -> None:
+        if self._stage is not None:
+            self._stage.queue(pipe)
 
     def settle(self, replies: Sequence[Any] | BaseException) -> None:
         stage, self._stage = self._stage, None
         if stage is not None:
-            self.sent = True
             stage.settle(replies)
 
     def settle_unsent(self) -> None:
