@@ -27,6 +27,7 @@ from tests.billing.support import PRICES, funded_key
 pytestmark = pytest.mark.redis
 
 FAR = 1e12
+RIDER_LIMITS = Limits(rpm=10**6, tpm=10**12)
 BookFactory = Callable[..., Coroutine[Any, Any, RedisBook]]
 
 
@@ -75,6 +76,28 @@ def count_pushes(book: RedisBook) -> list[int]:
     return pushes
 
 
+async def owe(book: RedisBook, key: KeyRecord, cost: int, *, bound: int = 1_000) -> None:
+    """A call reserved from `key`'s lease and settled at `cost`: what the next push owes Redis."""
+    held = reservation(key, bound)
+    assert await book.reserve(held, credit_limit_micros=None, deadline=FAR) is None
+    book.settle(held, cost)
+
+
+async def busy_rider(book: RedisBook, key: KeyRecord, prefix: str) -> RedisCounter:
+    """A rate-limit counter riding on `book`'s tick, with 100 admissions in `key`'s workspace around one tick
+    (which also loads its script), so the next tick tops its allowance up."""
+    counter = RedisCounter(Redis.from_url(REDIS_URL), key_prefix=f"{prefix}rl:", window_seconds=3600)
+    book.carry(counter.ride())
+    await counter.start()
+    book._next_housekeeping = FAR  # no heartbeat or sweep in these ticks
+    for round_ in range(2):
+        for _ in range(50):
+            await counter.admit(key.workspace_id, RIDER_LIMITS, 100)
+        if round_ == 0:
+            await book._tick_once()
+    return counter
+
+
 async def live(redis_client: Redis, book: RedisBook, key: KeyRecord) -> tuple[int, int, int, int]:
     """(balance, workspace reserved, key spent, key reserved) as stored in Redis."""
     values = await redis_client.mget(
@@ -107,9 +130,7 @@ async def test_a_tick_pushes_every_lease_in_one_round_trip(
     keys = [funded_key(engine, balance_micros=10**9) for _ in range(3)]
     book = await make_book()
     for key in keys:
-        held = reservation(key, 1_000)
-        assert await book.reserve(held, credit_limit_micros=None, deadline=FAR) is None
-        book.settle(held, 400)  # a cost each lease owes Redis
+        await owe(book, key, 400)
     sent = count_sends(monkeypatch)
     await book.flush()
     # One pipeline of three pushes, and no SCRIPT EXISTS before it (a registered script in a pipeline asks).
@@ -121,9 +142,7 @@ async def test_a_push_redis_does_not_know_the_script_of_is_loaded_and_sent_again
 ) -> None:
     key = funded_key(engine, balance_micros=10_000)
     book = await make_book()
-    held = reservation(key, 1_000)
-    assert await book.reserve(held, credit_limit_micros=None, deadline=FAR) is None
-    book.settle(held, 400)
+    await owe(book, key, 400)
     real = book._push.sha
     book._push.sha = "0" * 40  # what EVALSHA meets after Redis restarted or flushed its scripts
     sent = count_sends(monkeypatch)
@@ -139,21 +158,10 @@ async def test_the_book_tick_carries_the_rate_limiter_in_the_same_round_trip(
 ) -> None:
     key = funded_key(engine, balance_micros=10**9)
     book = await make_book()
-    counter = RedisCounter(Redis.from_url(REDIS_URL), key_prefix=f"{redis_prefix}rl:", window_seconds=3600)
-    book.carry(counter.ride())
-    await counter.start()
-    book._next_housekeeping = FAR  # no heartbeat or sweep in these ticks
-    limits = Limits(rpm=10**6, tpm=10**12)
+    counter = await busy_rider(book, key, redis_prefix)
     try:
         assert not counter._loop.running  # its settling rides on the book's tick
-        for _ in range(50):
-            await counter.admit(key.workspace_id, limits, 100)
-        await book._tick_once()  # the first carried tick also loads the limiter's script
-        for _ in range(50):
-            await counter.admit(key.workspace_id, limits, 100)
-        held = reservation(key, 1_000)
-        assert await book.reserve(held, credit_limit_micros=None, deadline=FAR) is None
-        book.settle(held, 400)
+        await owe(book, key, 400)
         state = counter._states[key.workspace_id]
         before = state.requests
         sent = count_sends(monkeypatch)
@@ -171,19 +179,9 @@ async def test_a_carried_tick_that_fails_leaves_the_rate_limiter_as_it_was_and_f
 ) -> None:
     key = funded_key(engine, balance_micros=10**9)
     book = await make_book()
-    counter = RedisCounter(Redis.from_url(REDIS_URL), key_prefix=f"{redis_prefix}rl:", window_seconds=3600)
-    book.carry(counter.ride())
-    book._next_housekeeping = FAR
-    limits = Limits(rpm=10**6, tpm=10**12)
+    counter = await busy_rider(book, key, redis_prefix)
     try:
-        for _ in range(50):
-            await counter.admit(key.workspace_id, limits, 100)
-        await book._tick_once()
-        for _ in range(50):
-            await counter.admit(key.workspace_id, limits, 100)
-        owed = reservation(key, 1_000)  # a lease with a cost to push: the book retries its own part
-        assert await book.reserve(owed, credit_limit_micros=None, deadline=FAR) is None
-        book.settle(owed, 400)
+        await owe(book, key, 400)  # a lease with a cost to push: the book retries its own part
         state = counter._states[key.workspace_id]
         held = (state.requests, state.tokens, state.held_requests, state.held_tokens)
 
@@ -282,9 +280,7 @@ async def test_a_push_whose_reply_was_lost_applies_once(
 ) -> None:
     key = funded_key(engine, balance_micros=10_000)
     book = await make_book()
-    held = reservation(key, 1_000)
-    assert await book.reserve(held, credit_limit_micros=None, deadline=FAR) is None
-    book.settle(held, 400)
+    await owe(book, key, 400)
     lease = book._lease(key.workspace_id, key.id)
     lease.retarget()
     push = lease.pending = lease.plan()
