@@ -78,7 +78,7 @@ def _measure(keys: list[str], names: list[str], *, path: str, rounds: int, per_r
             for name in calls:
                 for _ in range(warmup):
                     connections[name].exchange(payloads[name])
-            spans_of: dict[str, list[list[tuple[int, int]]]] = {name: [] for name in calls}
+            requests_of: dict[str, list[list[tuple[int, int]]]] = {name: [] for name in calls}  # (sent, done) by round
             for turn in range(rounds):
                 for name in rotated(list(calls), turn):
                     connection, payload, times = connections[name], payloads[name], []
@@ -89,7 +89,7 @@ def _measure(keys: list[str], names: list[str], *, path: str, rounds: int, per_r
                         times.append((started, clock()))
                         if status != 200:
                             raise RuntimeError(f"{name}: HTTP {status}")
-                    spans_of[name].append(times)
+                    requests_of[name].append(times)
             for connection in connections.values():
                 connection.close()
             time.sleep(0.2)  # the probes' publishing thread appends the last spans every 50 ms
@@ -97,7 +97,7 @@ def _measure(keys: list[str], names: list[str], *, path: str, rounds: int, per_r
         for name, ready in prepared.items():
             path_ = ready.workdir / "probe-tail.json.timeline"
             timelines[name] = [orjson.loads(line) for line in path_.read_bytes().splitlines()] if path_.exists() else []
-    return {"requests": spans_of, "timelines": timelines}
+    return {"requests": requests_of, "timelines": timelines}
 
 
 def _analyse(names: list[str], measured: dict[str, Any]) -> dict[str, Any]:
