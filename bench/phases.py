@@ -88,8 +88,10 @@ def rotated(names: list[Any], turn: int) -> list[Any]:
 
 
 def measure_latency(paths: dict[str, Call], reference: dict[str, str], *, server_pid: dict[str, int],
-                    fake_pid: int, rounds: int, per_round: int, warmup: int) -> dict[str, Any]:
-    """Sequential requests, one keep-alive connection per path, the paths interleaved round by round.
+                    fake_pid: int, rounds: int, per_round: int, warmup: int, settle: float) -> dict[str, Any]:
+    """Sequential requests, one keep-alive connection per path, the paths interleaved round by round, with a
+    pause of `settle` seconds after each path's turn: a gateway's last usage batch (written up to the usage
+    log's delay after its last request) and its Redis tick land in the pause, not on the next path's requests.
 
     `reference[path]` is the direct path a gateway path is compared with; `server_pid[path]` the process that
     serves it (the fake for direct paths), whose CPU time per request is reported. Besides the raw latencies,
@@ -114,6 +116,7 @@ def measure_latency(paths: dict[str, Call], reference: dict[str, str], *, server
                 latencies, waits = time_calls(connections[name], payloads[name], per_round, probes[name])
                 server_ns[name] += task_ns(server_pid[name])[0] - cpu_before
                 samples[name].append(latencies)
+                time.sleep(settle)
                 net[name].append([max(lat - wait, 0) for lat, wait in zip(latencies, waits, strict=True)])
     finally:
         for probe in set(probes.values()):

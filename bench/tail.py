@@ -1,10 +1,11 @@
-"""`python -m bench.tail off,off,sqlite,pg [--rounds 10] [--per-round 400] [--path chat|messages]`: what makes
+"""`python -m bench.tail off,off,sqlite,pg [--rounds 10] [--per-round 1500] [--path chat|messages]`: what makes
 the slow requests at concurrency 1 slow.
 
 The gateways (bench/modes.py; a mode named twice runs twice, `off#2`, as an A/A control that shows how far the
 p99 moves between two identical gateways) and the fake's direct path take turns, `--per-round` sequential
-requests each per round, as in `python -m bench`. Each gateway records a timeline of what can hold a request
-up (bench/dbprobe.py with CLEARMAAS_BENCH_TIMELINE: garbage collections, usage-log batches on the writer
+requests each per round, with a pause (`--settle`) after each turn so that a gateway's last usage batch and
+Redis tick land in the pause, not on the next gateway's requests. Each gateway records a timeline of what can
+hold a request up (bench/dbprobe.py with CLEARMAAS_BENCH_TIMELINE: garbage collections, usage-log batches on the writer
 thread, the book's flush on the loop, Redis round-trips, waits for room in a full usage queue) on the
 machine's monotonic clock, which this client shares. Printed per gateway: the added p50 and p99 (pooled, and
 the median round's), their ratio to the first gateway, and per kind of span the requests that overlapped one,
@@ -53,7 +54,7 @@ def _names(keys: list[str]) -> list[str]:
 
 
 def _measure(keys: list[str], names: list[str], *, path: str, rounds: int, per_round: int,
-             warmup: int) -> dict[str, Any]:
+             warmup: int, settle: float) -> dict[str, Any]:
     from tests.e2e.harness import fake_upstream
 
     modes = {m.key: m for m in MODES}
@@ -90,6 +91,7 @@ def _measure(keys: list[str], names: list[str], *, path: str, rounds: int, per_r
                         if status != 200:
                             raise RuntimeError(f"{name}: HTTP {status}")
                     requests_of[name].append(times)
+                    time.sleep(settle)  # this gateway's last usage batch and ticks land here, not on the next
             for connection in connections.values():
                 connection.close()
             time.sleep(0.2)  # the probes' publishing thread appends the last spans every 50 ms
@@ -181,7 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("modes", help="comma-separated modes, the first is the reference (repeat one for an A/A "
                         "control): " + ", ".join(m.key for m in MODES))
     parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument("--per-round", type=int, default=400)
+    parser.add_argument("--per-round", type=int, default=1500)
+    parser.add_argument("--settle", type=float, default=0.4, metavar="SECONDS",
+                        help="pause after each gateway's turn, longer than the usage log's batch delay (default 0.4)")
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--path", choices=["chat", "messages"], default="chat")
     parser.add_argument("--out", type=Path, default=_RESULTS)
@@ -193,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         os.sched_setaffinity(0, {1})  # the client with the fake on core 1, the gateways on core 0
     names = _names(keys)
     measured = _measure(keys, names, path=args.path, rounds=args.rounds, per_round=args.per_round,
-                        warmup=args.warmup)
+                        warmup=args.warmup, settle=args.settle)
     result = _analyse(names, measured)
     print(_render(names, result))
     args.out.parent.mkdir(parents=True, exist_ok=True)
