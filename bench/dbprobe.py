@@ -217,6 +217,7 @@ class _Timeline:
         gc.callbacks.append(on_gc)
         self._time_usage_log(clock)
         self._time_redis(clock)
+        self._time_requests(clock)
 
     def _time_usage_log(self, clock: Any) -> None:
         from clearmaas.billing import usage_log
@@ -275,6 +276,43 @@ class _Timeline:
 
         Redis.execute_command = timed_command  # type: ignore[method-assign]
         Pipeline.execute = timed_pipeline  # type: ignore[method-assign]
+
+    def _time_requests(self, clock: Any) -> None:
+        """Each HTTP request from its arrival to its last body byte ("request"), and each upstream call from its
+        send to the upstream's head ("upstream"): a slow request's time splits into the gateway's own work and
+        the wait for the upstream."""
+        from clearmaas.transport import client as transport_client
+        from clearmaas.web import server as web_server
+
+        spans, build_app = self.spans, web_server.build_app
+
+        def timed_build_app(*args: Any, **kwargs: Any) -> Any:
+            app = build_app(*args, **kwargs)
+
+            async def timed_app(scope: Any, receive: Any, send: Any) -> Any:
+                if scope["type"] != "http":
+                    return await app(scope, receive, send)
+                started = clock()
+
+                async def timed_send(message: Any) -> Any:
+                    if message["type"] == "http.response.body" and not message.get("more_body"):
+                        spans.append(("request", started, clock()))
+                    return await send(message)
+
+                return await app(scope, receive, timed_send)
+
+            return timed_app
+
+        web_server.build_app = timed_build_app
+        send_upstream = transport_client.UpstreamClient.send
+
+        async def timed_send_upstream(self_: Any, *args: Any, **kwargs: Any) -> Any:
+            started = clock()
+            response = await send_upstream(self_, *args, **kwargs)
+            spans.append(("upstream", started, clock()))
+            return response
+
+        transport_client.UpstreamClient.send = timed_send_upstream  # type: ignore[method-assign]
 
     def flush(self) -> None:
         spans = [self.spans.popleft() for _ in range(len(self.spans))]

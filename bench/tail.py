@@ -10,7 +10,9 @@ thread, the book's flush on the loop, Redis round-trips, waits for room in a ful
 machine's monotonic clock, which this client shares. Printed per gateway: the added p50 and p99 (pooled, and
 the median round's), their ratio to the first gateway, and per kind of span the requests that overlapped one,
 their p50 and p90 against the others', and the latency those requests had beyond the others' median, spread
-over all requests ("excess per request"). The JSON goes to bench/results/tail.json.
+over all requests ("excess per request"); and for all requests and the slowest 1 %, the median time of each
+leg of a request (to the gateway, its work before the upstream call, the upstream call, its work after, back
+to the client). The JSON goes to bench/results/tail.json.
 """
 
 from __future__ import annotations
@@ -143,8 +145,41 @@ def _analyse(names: list[str], measured: dict[str, Any]) -> dict[str, Any]:
                 "share_of_slowest_1pct": slow_inside / max(sum(v >= slowest for v in pooled), 1),
                 "span_p50": _percentile([b - a for a, b in spans], 50),
             }
-        result[name] = {"added": added, "kinds": kinds}
+        result[name] = {"added": added, "kinds": kinds, "legs": _legs(timelines[name], requests[name], slowest)}
     return result
+
+
+_LEGS = ("to gateway", "gateway before upstream", "upstream", "gateway after upstream", "to client")
+
+
+def _legs(timeline: list[Any], requests: list[list[tuple[int, int]]], slowest: int) -> dict[str, Any]:
+    """Median time of each leg of a request, over all requests and over the slowest 1 %: the client's send to
+    the gateway's receipt, the gateway's work up to the upstream call, the upstream call up to its head, the
+    gateway's work after it, its last byte to the client's receipt (the probe's "request" and "upstream"
+    spans, matched to the client's requests by time)."""
+    inner = sorted((a, b) for label, a, b in timeline if label == "request")
+    calls = sorted((a, b) for label, a, b in timeline if label == "upstream")
+    if not inner or not calls:
+        return {}
+    inner_starts, call_starts = [a for a, _ in inner], [a for a, _ in calls]
+    every, slow = [], []
+    for start, end in (span for times in requests for span in times):
+        i = bisect.bisect_left(inner_starts, start)
+        if i == len(inner) or inner[i][0] > end:
+            continue
+        arrived, answered = inner[i]
+        j = bisect.bisect_left(call_starts, arrived)
+        if j == len(calls) or calls[j][0] > answered:
+            continue
+        sent, headed = calls[j]
+        legs = (arrived - start, sent - arrived, headed - sent, answered - headed, end - answered)
+        every.append(legs)
+        if end - start >= slowest:
+            slow.append(legs)
+    if not slow:
+        return {}
+    return {group: dict(zip(_LEGS, (statistics.median(leg) for leg in zip(*rows, strict=True)), strict=True))
+            for group, rows in (("all", every), ("slowest_1pct", slow))}
 
 
 def _running_max(values: list[int]) -> list[int]:
@@ -175,6 +210,11 @@ def _render(names: list[str], result: dict[str, Any]) -> str:
                 f"{k['inside_p50'] / 1e3:6.0f} / {k['outside_p50'] / 1e3:5.0f}   "
                 f"{k['inside_p90'] / 1e3:6.0f} / {k['outside_p90'] / 1e3:5.0f}  "
                 f"{k['excess_per_request'] / 1e3:14.1f}  {k['share_of_slowest_1pct']:17.2f}")
+    lines.append("")
+    lines.append("gateway      requests       median (us): " + " | ".join(_LEGS))
+    for name in names:
+        for group, legs in result[name]["legs"].items():
+            lines.append(f"{name:12s} {group:13s} " + " | ".join(f"{legs[leg] / 1e3:.0f}" for leg in _LEGS))
     return "\n".join(lines)
 
 
