@@ -41,10 +41,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def _plan(quick: bool) -> dict[str, Any]:
     if quick:
-        return {"rounds": 3, "per_round": 200, "settle": 0.4, "warmup": 100, "wrk_rounds": 1, "wrk_seconds": 2,
+        return {"rounds": 3, "per_round": 200, "warmup": 100, "wrk_rounds": 1, "wrk_seconds": 2,
                 "stream_rounds": 2, "stream_per_round": 5, "idle_seconds": 2, "slow_rounds": 2,
                 "slow_per_round": 150, "slow_wrk_seconds": 2, "slow_delay_ms": 10}
-    return {"rounds": 10, "per_round": 1000, "settle": 0.4, "warmup": 300, "wrk_rounds": 5, "wrk_seconds": 3,
+    return {"rounds": 10, "per_round": 1000, "warmup": 300, "wrk_rounds": 5, "wrk_seconds": 3,
             "stream_rounds": 6, "stream_per_round": 10, "idle_seconds": 3, "slow_rounds": 6,
             "slow_per_round": 200, "slow_wrk_seconds": 3, "slow_delay_ms": 10}
 
@@ -148,7 +148,7 @@ def _against_fast_fake(results: dict[str, Any], fake_url: str, fake_pid: int, ga
         server_pid = {name: gateways[mode_of[name]].pid if name in mode_of else fake_pid for name in paths}
         results["latency"] = accounting.measure("latency", lambda: measure_latency(
             paths, dict.fromkeys(mode_of, _DIRECT), server_pid=server_pid, fake_pid=fake_pid,
-            rounds=plan["rounds"], per_round=plan["per_round"], warmup=plan["warmup"], settle=plan["settle"]))
+            rounds=plan["rounds"], per_round=plan["per_round"], warmup=plan["warmup"]))
         results["latency"]["other_cpu_pct"] = meter.percent()
         _served(accounting, "latency", results["latency"]["requests"], mode_of)
         load_phases.append("latency")

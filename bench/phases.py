@@ -16,7 +16,10 @@ from bench.dbprobe import ProbeCounts
 from bench.load import LoadResult, run_wrk, task_ns
 from bench.report import percentile, summary_ms
 
-__all__ = ["Calls", "measure_latency", "measure_slowed_database", "measure_throughput", "probe_for", "rotated"]
+__all__ = [
+    "SETTLE_SECONDS", "Calls", "measure_latency", "measure_slowed_database", "measure_throughput", "probe_for",
+    "rotated",
+]
 
 _PROMPT = "Say hi."
 _ANTHROPIC_VERSION = "2023-06-01"
@@ -82,13 +85,19 @@ def path_kind(name: str) -> str:
     return name.rsplit(" [", 1)[0] if name.endswith("]") else name
 
 
+# The pause after a gateway's turn or run: longer than the usage log's batch delay (200 ms) plus a batch, so
+# that its last batch (and its Redis tick) land in the pause and not on the next path's requests.
+SETTLE_SECONDS = 0.5
+
+
 def rotated(names: list[Any], turn: int) -> list[Any]:
     shift = turn % len(names)
     return names[shift:] + names[:shift]
 
 
 def measure_latency(paths: dict[str, Call], reference: dict[str, str], *, server_pid: dict[str, int],
-                    fake_pid: int, rounds: int, per_round: int, warmup: int, settle: float) -> dict[str, Any]:
+                    fake_pid: int, rounds: int, per_round: int, warmup: int,
+                    settle: float = SETTLE_SECONDS) -> dict[str, Any]:
     """Sequential requests, one keep-alive connection per path, the paths interleaved round by round, with a
     pause of `settle` seconds after each path's turn: a gateway's last usage batch (written up to the usage
     log's delay after its last request) and its Redis tick land in the pause, not on the next path's requests.
@@ -116,8 +125,8 @@ def measure_latency(paths: dict[str, Call], reference: dict[str, str], *, server
                 latencies, waits = time_calls(connections[name], payloads[name], per_round, probes[name])
                 server_ns[name] += task_ns(server_pid[name])[0] - cpu_before
                 samples[name].append(latencies)
-                time.sleep(settle)
                 net[name].append([max(lat - wait, 0) for lat, wait in zip(latencies, waits, strict=True)])
+                time.sleep(settle)
     finally:
         for probe in set(probes.values()):
             probe.close()
@@ -156,7 +165,7 @@ def _added_by_round(gateway: list[list[int]], direct: list[list[int]], q: float)
 
 def measure_throughput(paths: dict[str, Call], *, server: dict[str, str], watch: dict[str, int | list[int]],
                        rounds: int, seconds: float, connections: int, client_cpu: int | None,
-                       gateway_cpu: int | None, pause: float = 0.5) -> dict[str, Any]:
+                       gateway_cpu: int | None, pause: float = SETTLE_SECONDS) -> dict[str, Any]:
     """wrk against the fake alone and each gateway path, the paths interleaved round by round.
 
     `server[path]` names the process serving it in `watch` (its CPU gives the capacity). A pause after each run

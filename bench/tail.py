@@ -5,8 +5,8 @@ The gateways (bench/modes.py; a mode named twice runs twice, `off#2`, as an A/A 
 p99 moves between two identical gateways) and the fake's direct path take turns, `--per-round` sequential
 requests each per round, with a pause (`--settle`) after each turn so that a gateway's last usage batch and
 Redis tick land in the pause, not on the next gateway's requests. Each gateway records a timeline of what can
-hold a request up (bench/dbprobe.py with CLEARMAAS_BENCH_TIMELINE: garbage collections, usage-log batches on the writer
-thread, the book's flush on the loop, Redis round-trips, waits for room in a full usage queue) on the
+hold a request up (bench/dbprobe.py with CLEARMAAS_BENCH_TIMELINE: garbage collections, usage-log batches on
+the writer thread, the book's flush on the loop, Redis round-trips, waits for room in a full usage queue) on the
 machine's monotonic clock, which this client shares. Printed per gateway: the added p50 and p99 (pooled, and
 the median round's), their ratio to the first gateway, and per kind of span the requests that overlapped one,
 their p50 and p90 against the others', and the latency those requests had beyond the others' median, spread
@@ -32,7 +32,7 @@ import orjson
 
 from bench.client import Connection
 from bench.modes import MODES, backends, prepare, serving
-from bench.phases import Calls, rotated
+from bench.phases import SETTLE_SECONDS, Calls, rotated
 
 __all__ = ["main"]
 
@@ -224,8 +224,8 @@ def main(argv: list[str] | None = None) -> int:
                         "control): " + ", ".join(m.key for m in MODES))
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--per-round", type=int, default=1500)
-    parser.add_argument("--settle", type=float, default=0.4, metavar="SECONDS",
-                        help="pause after each gateway's turn, longer than the usage log's batch delay (default 0.4)")
+    parser.add_argument("--settle", type=float, default=SETTLE_SECONDS, metavar="SECONDS",
+                        help=f"pause after each gateway's turn (default {SETTLE_SECONDS}, as in python -m bench)")
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--path", choices=["chat", "messages"], default="chat")
     parser.add_argument("--out", type=Path, default=_RESULTS)
