@@ -31,6 +31,7 @@ from typing import Any
 import orjson
 
 from bench.client import Connection
+from bench.cores import services_yielding
 from bench.modes import MODES, backends, prepare, serving
 from bench.phases import SETTLE_SECONDS, Calls, rotated
 
@@ -56,13 +57,13 @@ def _names(keys: list[str]) -> list[str]:
 
 
 def _measure(keys: list[str], names: list[str], *, path: str, rounds: int, per_round: int,
-             warmup: int, settle: float) -> dict[str, Any]:
+             warmup: int, settle: float, cores: tuple[int | None, int | None]) -> dict[str, Any]:
     from tests.e2e.harness import fake_upstream
 
     modes = {m.key: m for m in MODES}
     clock = time.monotonic_ns
     with tempfile.TemporaryDirectory(prefix="clearmaas-tail-") as tmp, ExitStack() as stack:
-        fake = stack.enter_context(fake_upstream(fast=True, cpu=1))
+        fake = stack.enter_context(fake_upstream(fast=True, cpu=cores[1]))
         prepared = {}
         for key, name in zip(keys, names, strict=True):
             mode = modes[key]
@@ -72,7 +73,7 @@ def _measure(keys: list[str], names: list[str], *, path: str, rounds: int, per_r
         with ExitStack() as running:
             calls = {}
             for name, ready in prepared.items():
-                gateway = running.enter_context(serving(ready, fake.url, cpu=0, tag="tail"))
+                gateway = running.enter_context(serving(ready, fake.url, cpu=cores[0], tag="tail"))
                 made = Calls(fake.url, gateway.url, gateway.api_key)
                 calls[name] = made.chat() if path == "chat" else made.messages()
             calls[_DIRECT] = Calls(fake.url, fake.url, "").fake_openai()
@@ -228,20 +229,33 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"pause after each gateway's turn (default {SETTLE_SECONDS}, as in python -m bench)")
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--path", choices=["chat", "messages"], default="chat")
+    parser.add_argument("--cores", choices=["pinned", "free"], default="pinned",
+                        help="pinned: the gateways on core 0, the client and the fake on core 1; free: none pinned")
+    parser.add_argument("--services", choices=["shared", "yielding"], default="shared",
+                        help="shared: PostgreSQL and Redis compete for the cores as they are; yielding: they run "
+                        "at the lowest group weight, on what the request's path leaves idle (bench/cores.py)")
     parser.add_argument("--out", type=Path, default=_RESULTS)
     args = parser.parse_args(argv)
     keys = args.modes.split(",")
     if len(keys) < 2 or any(key not in {m.key for m in MODES} for key in keys):
         parser.error(f"give two or more of: {', '.join(m.key for m in MODES)}")
-    if (os.cpu_count() or 1) >= 2:
-        os.sched_setaffinity(0, {1})  # the client with the fake on core 1, the gateways on core 0
+    # pinned: the gateways on core 0, the client with the fake on core 1, as in python -m bench; free: the
+    # scheduler places every process, as on a server where nothing is pinned
+    cores = (0, 1) if args.cores == "pinned" and (os.cpu_count() or 1) >= 2 else (None, None)
+    if cores[1] is not None:
+        os.sched_setaffinity(0, {cores[1]})
     names = _names(keys)
-    measured = _measure(keys, names, path=args.path, rounds=args.rounds, per_round=args.per_round,
-                        warmup=args.warmup, settle=args.settle)
+    with ExitStack() as services:
+        if args.services == "yielding" and not services.enter_context(services_yielding()):
+            parser.error("--services yielding: no PostgreSQL or Redis scheduling group could be lowered "
+                         "(autogroups off, or not allowed)")
+        measured = _measure(keys, names, path=args.path, rounds=args.rounds, per_round=args.per_round,
+                            warmup=args.warmup, settle=args.settle, cores=cores)
     result = _analyse(names, measured)
     print(_render(names, result))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(orjson.dumps({"modes": names, "path": args.path, "rounds": args.rounds,
+    args.out.write_bytes(orjson.dumps({"modes": names, "path": args.path, "cores": args.cores,
+                                       "services": args.services, "rounds": args.rounds,
                                        "per_round": args.per_round, "result": result},
                                       option=orjson.OPT_INDENT_2))
     return 0
