@@ -27,6 +27,7 @@ from clearmaas.routing import Routing
 from clearmaas.routing.retry import RetryPolicy
 from clearmaas.settings import Settings
 from clearmaas.store.database import create_engine_for
+from clearmaas.store.presence import ProcessPresence
 from clearmaas.transport.client import UpstreamClient
 
 __all__ = ["Gateway"]
@@ -50,6 +51,7 @@ class Gateway:
         limits: Limiter | Unlimited,
         engine: Engine | None = None,
         price_overrides: PriceOverrides | None = None,
+        presence: ProcessPresence | None = None,
     ) -> None:
         self.settings = settings
         self.catalogue = catalogue
@@ -63,6 +65,9 @@ class Gateway:
         # The admin API's database, and the refresher that applies operator price overrides to the catalogue.
         self.engine = engine
         self.price_overrides = price_overrides
+        # Without Redis the book and the limiter live in this process alone: no second one may serve the same
+        # database (store/presence.py).
+        self.presence = presence
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Gateway:
@@ -90,9 +95,12 @@ class Gateway:
             limits=limits,
             engine=engine,
             price_overrides=PriceOverrides(engine, catalogue),
+            presence=ProcessPresence(engine) if settings.billing and not settings.redis_url else None,
         )
 
     async def start(self) -> None:
+        if self.presence is not None:
+            await self.presence.start()
         await self.client.start()
         if self.price_overrides is not None:
             await self.price_overrides.start()
@@ -110,6 +118,8 @@ class Gateway:
             await self.price_overrides.stop()
         await self.client.close()
         await self.billing.stop()
+        if self.presence is not None:
+            await self.presence.stop()
 
     async def authenticate(self, headers: Mapping[str, str], *, allow_x_api_key: bool) -> KeyRecord:
         """The caller's key, from `Authorization: Bearer` or, on Anthropic paths, `x-api-key`."""

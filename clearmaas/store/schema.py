@@ -30,6 +30,7 @@ from sqlalchemy.types import TypeDecorator
 __all__ = [
     "UtcDateTime",
     "api_keys",
+    "gateway_processes",
     "ledger_entries",
     "metadata",
     "new_id",
@@ -237,4 +238,16 @@ price_overrides = Table(
     Column("cache_write_micros", BigInteger, nullable=False),
     Column("output_micros", BigInteger, nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+
+# The gateway processes serving this database (store/presence.py): without Redis only one may serve.
+gateway_processes = Table(
+    "gateway_processes",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", UtcDateTime(), nullable=False),
+    Column("seen_at", UtcDateTime(), nullable=False),
 )

@@ -9,7 +9,8 @@ import uvicorn
 
 from clearmaas.observability.logging import configure_logging
 from clearmaas.relay.gateway import Gateway
-from clearmaas.settings import Settings
+from clearmaas.settings import ConfigError, Settings
+from clearmaas.store.presence import AnotherProcessServing
 from clearmaas.web.app import build_app
 
 __all__ = ["run"]
@@ -19,6 +20,11 @@ def run(settings: Settings) -> None:
     """Serve until interrupted. Configuration errors surface here, before the port opens (ConfigError)."""
     configure_logging(settings.log_level)
     gateway = Gateway.from_settings(settings)
+    if gateway.presence is not None:
+        try:
+            gateway.presence.claim()  # here, so a refusal is one line before the port opens, not a traceback
+        except AnotherProcessServing as exc:
+            raise ConfigError(str(exc)) from exc
     offered = ", ".join(sorted(gateway.providers)) or "none (set a provider key, see README)"
     # Most objects a request makes die young; the default thresholds run the collector so often that it
     # took 11-19% of a busy process (bench/README.md). Freezing what start-up built keeps it out of every

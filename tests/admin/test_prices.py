@@ -4,6 +4,7 @@ process on the same database (no restart)."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import subprocess
 import sys
@@ -12,9 +13,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis
+import yaml
 
 from tests.admin.conftest import AdminClient, chat, new_key, wait_for
-from tests.e2e.harness import ROOT, GatewayProcess, free_port, stop, wait_for_health
+from tests.e2e.harness import ROOT, GatewayProcess, claim_redis_db, free_port, stop, wait_for_health
 
 MODEL = "deepseek/deepseek-chat"
 PRICE = f"/admin/v1/prices/{MODEL}"
@@ -37,19 +40,28 @@ def _expected_cost(record: dict[str, Any], prices: dict[str, str]) -> int:
 
 
 @pytest.fixture(scope="module")
-def replica(server: GatewayProcess) -> Iterator[str]:
-    """A second `clearmaas serve` process on the same config and database."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "clearmaas", "serve", "--port", str(port), "--config", str(server.config_path)],
-        cwd=ROOT, env=server.env,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_health(f"{url}/health", process)
-        yield url
-    finally:
-        stop(process)
+def replica(server: GatewayProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A second `clearmaas serve` process on the same database. It shares state through Redis, as a second
+    process must: one without `redis_url` is refused beside `server` (store/presence.py)."""
+    with contextlib.ExitStack() as stack:
+        try:
+            redis_url = stack.enter_context(claim_redis_db())
+        except (redis.RedisError, OSError) as exc:
+            pytest.skip(f"Redis not reachable: {exc}")
+        config = yaml.safe_load(server.config_path.read_text())
+        config_path = tmp_path_factory.mktemp("replica") / "clearmaas.yaml"
+        config_path.write_text(yaml.safe_dump({**config, "redis_url": redis_url}))
+        port = free_port()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "clearmaas", "serve", "--port", str(port), "--config", str(config_path)],
+            cwd=ROOT, env=server.env,
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_for_health(f"{url}/health", process)
+            yield url
+        finally:
+            stop(process)
 
 
 @pytest.fixture
@@ -83,6 +95,7 @@ def test_list_and_show(admin: AdminClient) -> None:
     assert admin.get("/admin/v1/prices/OpenAI/GPT-4o-mini").json()["model"] == "openai/gpt-4o-mini"
 
 
+@pytest.mark.redis
 def test_override_bills_at_once_here_and_soon_in_a_replica(
     admin: AdminClient, server: GatewayProcess, replica: str, clean_override: None
 ) -> None:

@@ -1,6 +1,7 @@
 """Scale-out through real processes: three `clearmaas serve` replicas sharing one PostgreSQL database and one Redis
-enforce one credit, one revocation, one expiry and one rate limit between them, and a gateway's first start on an
-empty database (SQLite, or PostgreSQL with three replicas racing) migrates it and bootstraps exactly once.
+enforce one credit, one revocation, one expiry and one rate limit between them; a gateway's first start on an
+empty database (SQLite, or PostgreSQL with three replicas racing) migrates it and bootstraps exactly once; and a
+second process on a database without Redis is refused, since it could not share the first one's reservations.
 
 Each test gets its own scratch PostgreSQL database and an emptied Redis database no other test run holds.
 """
@@ -309,11 +310,12 @@ def test_a_first_start_on_an_empty_sqlite_file_migrates_and_bootstraps_once(
 
 
 @pytest.mark.postgres
+@pytest.mark.redis
 def test_three_replicas_starting_together_on_an_empty_postgres_database_bootstrap_once(
-    fake: FakeUpstreamProcess, pg_url: str, tmp_path: Path
+    fake: FakeUpstreamProcess, pg_url: str, redis_url: str, tmp_path: Path
 ) -> None:
     assert current_revision(pg_url) is None
-    config_path, env = write_config({**config(fake), "database_url": pg_url}, tmp_path)
+    config_path, env = write_config({**config(fake), "database_url": pg_url, "redis_url": redis_url}, tmp_path)
     servers = [start_serve(config_path, env, tmp_path / f"replica-{i}.log") for i in range(REPLICAS)]
     try:
         wait_all(servers)
@@ -331,3 +333,38 @@ def test_three_replicas_starting_together_on_an_empty_postgres_database_bootstra
         assert models_status(again.url, key) == 200
     finally:
         stop_all([again.process])
+
+
+# -- a second process without Redis --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("store", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_second_process_on_one_database_without_redis_is_refused(
+    fake: FakeUpstreamProcess, tmp_path: Path, store: str
+) -> None:
+    settings = config(fake)
+    scratch = contextlib.ExitStack()
+    if store == "postgres":
+        settings["database_url"] = scratch.enter_context(scratch_postgres())
+    with scratch:
+        config_path, env = write_config(settings, tmp_path)
+        first = start_serve(config_path, env, tmp_path / "first.log")
+        try:
+            wait_all([first])
+            (key,) = bootstrap_keys([first.output()])
+            second = start_serve(config_path, env, tmp_path / "second.log")
+            assert second.process.wait(timeout=60) == 2
+            said = second.output()
+            assert "clearmaas: error: another gateway process" in said and "redis_url" in said, said
+            assert f"pid {first.process.pid}" in said
+            assert "Traceback" not in said
+            assert models_status(first.url, key) == 200  # the first one serves on
+        finally:
+            stop_all([first.process])
+        # Stopped cleanly, the first one left: the next start serves at once.
+        again = start_serve(config_path, env, tmp_path / "again.log")
+        try:
+            wait_all([again])
+            assert models_status(again.url, key) == 200
+        finally:
+            stop_all([again.process])

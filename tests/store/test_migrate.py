@@ -48,7 +48,7 @@ def _tables(url: str) -> set[str]:
 def test_upgrade_from_empty_reaches_head_with_the_schema_of_schema_py(db_url: str) -> None:
     assert current_revision(db_url) is None
     upgrade(db_url)
-    assert current_revision(db_url) == head_revision() == "0002"
+    assert current_revision(db_url) == head_revision() == "0003"
     assert {"workspaces", "api_keys", "alembic_version"} <= _tables(db_url)
     engine = create_engine_for(db_url)
     try:
