@@ -206,10 +206,14 @@ async def test_the_refresh_loop_survives_a_failing_database(
 async def test_stop_ends_the_refresh(engine: Engine, queries: list[str]) -> None:
     cache = KeyCache(engine, refresh_interval=0.02)
     await cache.start()
-    await asyncio.sleep(0.1)
+    for _ in range(500):  # a loaded machine can take a while over the first query
+        if queries:
+            break
+        await asyncio.sleep(0.02)
     await cache.stop()
     assert queries, "the loop should have refreshed while running"
+    await asyncio.sleep(0.2)  # a query already handed to its thread when stop came may still finish
     count = len(queries)
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.3)  # a running loop would have refreshed ~15 times
     assert len(queries) == count
     await cache.stop()  # stopping twice is harmless
