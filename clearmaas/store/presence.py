@@ -39,7 +39,6 @@ class Peer:
     host: str
     pid: int
     started_at: datetime
-    seen_at: datetime
 
 
 class AnotherProcessServing(Exception):
@@ -62,7 +61,7 @@ def _running(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:  # alive, under another user
-        return True
+        pass
     return True
 
 
@@ -108,7 +107,7 @@ class ProcessPresence:
         if not live:
             return None
         first = live[0]
-        return Peer(first.host, first.pid, first.started_at, first.seen_at)
+        return Peer(first.host, first.pid, first.started_at)
 
     def _dead(self, host: str, pid: int, seen_at: datetime, now: datetime) -> bool:
         if now - seen_at > STALE_AFTER:
